@@ -1,0 +1,54 @@
+# Portcullis — build, demo and test entry points. Run as root on Debian 12.
+#   make demo   install what is missing, build (release), replay a real capture through DPDK
+#   make test   everything CI checks: fmt, clippy, unit/property tests, end-to-end tests
+
+SHELL := /bin/bash
+CARGO ?= cargo
+RELEASE_BIN := target/release
+
+# System packages: DPDK 22.11 and its build needs; real clients/servers for the end-to-end tests.
+DEPS_BUILD := dpdk dpdk-dev libdpdk-dev pkg-config libclang-dev clang libpcap-dev
+DEPS_TEST  := nginx-light curl openssl iproute2 ethtool iputils-ping tcpdump procps
+
+.PHONY: all deps build demo test lint unit e2e bench fuzz clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEPS_BUILD) $(DEPS_TEST); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
+
+build: deps
+	$(CARGO) build --release --workspace
+
+demo: build
+	@mkdir -p out
+	$(RELEASE_BIN)/portcullisd --config configs/demo.toml
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: deps
+	$(CARGO) test --workspace
+
+e2e: build
+	tests/e2e/run.sh
+
+test: lint unit e2e
+	@echo "make test: all checks passed"
+
+bench: build
+	perf/bench-forward.sh
+
+fuzz:
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_frame -- -max_total_time=$${FUZZ_SECONDS:-600}
+
+clean:
+	$(CARGO) clean
+	rm -rf out

@@ -1,0 +1,133 @@
+//! portcullisd — the Portcullis appliance daemon.
+
+use clap::Parser;
+use control::config::Config;
+use control::offline::{self, OfflineOptions};
+use control::report::StatsSnapshot;
+use control::runtime;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "portcullisd",
+    version,
+    about = "Portcullis inline gateway appliance"
+)]
+struct Args {
+    /// Run the appliance on DPDK ports with this configuration.
+    #[arg(long, value_name = "FILE", conflicts_with = "check_config")]
+    config: Option<PathBuf>,
+    /// Validate a configuration file and exit (0 when valid).
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
+    /// Run a capture (pcap or pcapng) through the engine offline, print the summary and exit.
+    /// Built-in defaults apply unless --config is given too.
+    #[arg(long, value_name = "CAPTURE")]
+    read: Option<PathBuf>,
+    /// With --read: write the frames that would be forwarded to this pcap file.
+    #[arg(long, value_name = "OUT.pcap", requires = "read")]
+    write: Option<PathBuf>,
+    /// With --read: number of worker threads (default: one per configured worker core, or 1).
+    #[arg(long, requires = "read")]
+    workers: Option<usize>,
+    /// Also write the final counters as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(path) = &args.check_config {
+        return match Config::load(path) {
+            Ok(_) => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portcullisd: invalid configuration: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let cfg = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("portcullisd: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+
+    if let Some(read) = &args.read {
+        let engine = cfg
+            .as_ref()
+            .map(|c| c.engine.to_engine_config())
+            .unwrap_or_default();
+        let workers = args
+            .workers
+            .or_else(|| cfg.as_ref().map(|c| c.dataplane.worker_cores.len()))
+            .unwrap_or(1);
+        let opts = OfflineOptions {
+            read: read.clone(),
+            write: args.write.clone(),
+            workers,
+            engine,
+        };
+        return match offline::run(&opts) {
+            Ok((snap, summary)) => {
+                println!(
+                    "read {}: {} packets in file",
+                    read.display(),
+                    summary.packets_in_file
+                );
+                if summary.unsupported_link > 0 {
+                    println!(
+                        "  {} packets skipped: link layer not supported",
+                        summary.unsupported_link
+                    );
+                }
+                finish(&snap, args.stats_json.as_ref())
+            }
+            Err(e) => {
+                eprintln!("portcullisd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let (Some(cfg), Some(path)) = (cfg, args.config.as_ref()) else {
+        eprintln!("portcullisd: nothing to do: give --config FILE, --check-config FILE or --read CAPTURE (see --help)");
+        return ExitCode::from(2);
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("portcullisd: cannot install signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match runtime::run(&cfg, path, stop) {
+        Ok(snap) => finish(&snap, args.stats_json.as_ref()),
+        Err(e) => {
+            eprintln!("portcullisd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn finish(snap: &StatsSnapshot, json: Option<&PathBuf>) -> ExitCode {
+    print!("{}", snap.render());
+    if let Some(p) = json {
+        let text = serde_json::to_string_pretty(snap).expect("snapshot serialises");
+        if let Err(e) = std::fs::write(p, text + "\n") {
+            eprintln!("portcullisd: --stats-json {}: {e}", p.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

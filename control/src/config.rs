@@ -1,0 +1,513 @@
+//! The appliance's configuration: TOML, read with serde. Unknown keys are errors, and every error
+//! names the file, the key and the problem, so an operator can fix it without reading code.
+//!
+//! Owns parsing and validation only; it never touches DPDK or starts anything.
+
+use dataplane::engine::{Action, EngineConfig};
+use dataplane::stats::MAX_PORTS;
+use dataplane::worker::IdleMode;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: key `{}`: {}",
+                self.file.display(),
+                self.key,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub eal: EalConfig,
+    #[serde(default)]
+    pub dataplane: DataplaneConfig,
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+    #[serde(default)]
+    pub pairs: Vec<PairConfig>,
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default)]
+    pub run: RunConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalConfig {
+    /// Extra EAL arguments, e.g. ["--no-huge", "-m", "1024", "--no-pci"].
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneConfig {
+    /// CPU cores of the workers, one worker each.
+    #[serde(default = "default_worker_cores")]
+    pub worker_cores: Vec<usize>,
+    /// CPU core of the control thread (and the EAL main lcore); never a worker's.
+    #[serde(default)]
+    pub control_core: usize,
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+    #[serde(default = "default_mbuf_cache")]
+    pub mbuf_cache: u32,
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+    /// Software-steering ring size per worker (a power of two).
+    #[serde(default = "default_ring")]
+    pub steer_ring_size: u32,
+    #[serde(default)]
+    pub idle: IdleSetting,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        DataplaneConfig {
+            worker_cores: default_worker_cores(),
+            control_core: 0,
+            mbufs: default_mbufs(),
+            mbuf_cache: default_mbuf_cache(),
+            rx_desc: default_desc(),
+            tx_desc: default_desc(),
+            steer_ring_size: default_ring(),
+            idle: IdleSetting::Busy,
+        }
+    }
+}
+
+fn default_worker_cores() -> Vec<usize> {
+    vec![1]
+}
+fn default_mbufs() -> u32 {
+    16_383
+}
+fn default_mbuf_cache() -> u32 {
+    256
+}
+fn default_desc() -> u16 {
+    1024
+}
+fn default_ring() -> u32 {
+    4096
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdleSetting {
+    #[default]
+    Busy,
+    Adaptive,
+}
+
+impl From<IdleSetting> for IdleMode {
+    fn from(s: IdleSetting) -> IdleMode {
+        match s {
+            IdleSetting::Busy => IdleMode::Busy,
+            IdleSetting::Adaptive => IdleMode::Adaptive,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// The operator's name for the port, used in pairs, counters and logs.
+    pub name: String,
+    /// The DPDK device: a PCI address ("0000:03:00.0") or a virtual device name ("net_pcap0").
+    pub device: String,
+    /// For a virtual device: its arguments; portcullisd passes `--vdev DEVICE,ARGS` to the EAL.
+    #[serde(default)]
+    pub vdev_args: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairConfig {
+    pub inside: String,
+    pub outside: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionSetting {
+    Forward,
+    Drop,
+}
+
+impl From<ActionSetting> for Action {
+    fn from(a: ActionSetting) -> Action {
+        match a {
+            ActionSetting::Forward => Action::Forward,
+            ActionSetting::Drop => Action::Drop,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    #[serde(default = "drop_action")]
+    pub malformed: ActionSetting,
+    #[serde(default = "forward_action")]
+    pub non_ip: ActionSetting,
+    #[serde(default = "forward_action")]
+    pub fragments: ActionSetting,
+    #[serde(default = "default_flow_capacity")]
+    pub flow_capacity: usize,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            malformed: ActionSetting::Drop,
+            non_ip: ActionSetting::Forward,
+            fragments: ActionSetting::Forward,
+            flow_capacity: default_flow_capacity(),
+        }
+    }
+}
+
+fn drop_action() -> ActionSetting {
+    ActionSetting::Drop
+}
+fn forward_action() -> ActionSetting {
+    ActionSetting::Forward
+}
+fn default_flow_capacity() -> usize {
+    EngineConfig::default().flow_capacity
+}
+
+impl EngineSection {
+    pub fn to_engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            malformed: self.malformed.into(),
+            non_ip: self.non_ip.into(),
+            fragments: self.fragments.into(),
+            flow_capacity: self.flow_capacity,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Unix socket for portcullisctl.
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: default_socket(),
+        }
+    }
+}
+
+pub fn default_socket() -> PathBuf {
+    PathBuf::from("/run/portcullis/portcullis.sock")
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Stop after this many milliseconds without a received packet, once traffic has been seen
+    /// (replays and demos); 0 runs until a signal.
+    #[serde(default)]
+    pub stop_when_idle_ms: u64,
+    /// Stop after this many seconds in any case; 0: no limit.
+    #[serde(default)]
+    pub max_duration_secs: u64,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML `text`; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let err = |key: String, message: String| ConfigError {
+            file: path.to_path_buf(),
+            key,
+            message,
+        };
+        let dp = &self.dataplane;
+        if dp.worker_cores.is_empty() {
+            return Err(err(
+                "dataplane.worker_cores".into(),
+                "at least one worker core is needed".into(),
+            ));
+        }
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        for (i, &c) in dp.worker_cores.iter().enumerate() {
+            if dp.worker_cores[..i].contains(&c) {
+                return Err(err(
+                    "dataplane.worker_cores".into(),
+                    format!("core {c} is listed twice"),
+                ));
+            }
+            if c == dp.control_core {
+                return Err(err(
+                    "dataplane.worker_cores".into(),
+                    format!("core {c} is also dataplane.control_core: the control thread needs a core of its own"),
+                ));
+            }
+            if c >= ncpu {
+                return Err(err(
+                    "dataplane.worker_cores".into(),
+                    format!(
+                        "core {c} does not exist (this machine has cores 0..{})",
+                        ncpu - 1
+                    ),
+                ));
+            }
+        }
+        if dp.control_core >= ncpu {
+            return Err(err(
+                "dataplane.control_core".into(),
+                format!(
+                    "core {} does not exist (this machine has cores 0..{})",
+                    dp.control_core,
+                    ncpu - 1
+                ),
+            ));
+        }
+        if !dp.steer_ring_size.is_power_of_two() {
+            return Err(err(
+                "dataplane.steer_ring_size".into(),
+                "must be a power of two".into(),
+            ));
+        }
+        if dp.mbufs < 1024 {
+            return Err(err(
+                "dataplane.mbufs".into(),
+                "must be at least 1024".into(),
+            ));
+        }
+        if self.engine.flow_capacity == 0 {
+            return Err(err(
+                "engine.flow_capacity".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if self.ports[..i].iter().any(|q| q.name == p.name) {
+                return Err(err(
+                    format!("ports[{i}].name"),
+                    format!("port name '{}' is used twice", p.name),
+                ));
+            }
+            if self.ports[..i].iter().any(|q| q.device == p.device) {
+                return Err(err(
+                    format!("ports[{i}].device"),
+                    format!("device '{}' is used twice", p.device),
+                ));
+            }
+            if p.device.is_empty() || p.device.contains(',') {
+                return Err(err(
+                    format!("ports[{i}].device"),
+                    "must be a device name (PCI address or vdev name) without arguments; put those in vdev_args".into(),
+                ));
+            }
+        }
+        if self.ports.len() > MAX_PORTS {
+            return Err(err(
+                "ports".into(),
+                format!("at most {MAX_PORTS} ports are supported"),
+            ));
+        }
+        let mut used: Vec<&str> = Vec::new();
+        for (i, pair) in self.pairs.iter().enumerate() {
+            for (side, name) in [("inside", &pair.inside), ("outside", &pair.outside)] {
+                if !self.ports.iter().any(|p| &p.name == name) {
+                    return Err(err(
+                        format!("pairs[{i}].{side}"),
+                        format!("no port named '{name}' in [[ports]]"),
+                    ));
+                }
+                if used.contains(&name.as_str()) {
+                    return Err(err(
+                        format!("pairs[{i}].{side}"),
+                        format!("port '{name}' is already in a pair"),
+                    ));
+                }
+                used.push(name);
+            }
+        }
+        if let Some(p) = self.ports.iter().find(|p| !used.contains(&p.name.as_str())) {
+            return Err(err(
+                "pairs".into(),
+                format!(
+                    "port '{}' is in no pair: every port is the inside or outside of one pair",
+                    p.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The port index each port forwards to (its pair's other port), by port index.
+    pub fn peers(&self) -> Vec<usize> {
+        let idx = |name: &str| {
+            self.ports
+                .iter()
+                .position(|p| p.name == name)
+                .expect("validated")
+        };
+        let mut peer = vec![0; self.ports.len()];
+        for pair in &self.pairs {
+            let (a, b) = (idx(&pair.inside), idx(&pair.outside));
+            peer[a] = b;
+            peer[b] = a;
+        }
+        peer
+    }
+
+    /// Whether a port is the inside of its pair.
+    pub fn is_inside(&self, port: usize) -> bool {
+        self.pairs.iter().any(|p| p.inside == self.ports[port].name)
+    }
+}
+
+/// Turns a toml/serde error into one that names the key: serde says "unknown field `x`"; we add
+/// the table it sits in and the line, found from the error's span.
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let mut key = String::new();
+    let mut location = String::new();
+    if let Some(span) = e.span() {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.lines().count().max(1);
+        location = format!("line {line}: ");
+        let table = before
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        let here = text[span.clone()].split('=').next().unwrap_or("").trim();
+        let here = here.trim_matches(|c| c == '[' || c == ']').trim();
+        key = match table {
+            Some(t) if !here.is_empty() && !here.starts_with(&t) => format!("{t}.{here}"),
+            Some(t) => t,
+            None => here.to_string(),
+        };
+    }
+    ConfigError {
+        file: path.to_path_buf(),
+        key,
+        message: format!("{location}{}", e.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_config_gets_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.dataplane.worker_cores, vec![1]);
+        assert_eq!(c.engine.malformed, ActionSetting::Drop);
+    }
+
+    #[test]
+    fn misspelled_key_is_named_with_its_table() {
+        let e = parse("[dataplane]\nworker_cores = [1]\nwokers = 3\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("test.toml"), "{msg}");
+        assert!(msg.contains("dataplane.wokers"), "{msg}");
+        assert!(msg.contains("unknown field"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn misspelled_top_level_table_is_named() {
+        let e = parse("[enigne]\nmalformed = \"drop\"\n").unwrap_err();
+        assert!(e.to_string().contains("enigne"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let e = parse("[engine]\nmalformed = \"explode\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("engine.malformed"), "{msg}");
+    }
+
+    #[test]
+    fn pair_must_name_existing_ports() {
+        let e = parse(
+            "[[ports]]\nname = \"a\"\ndevice = \"net_null0\"\n[[ports]]\nname = \"b\"\ndevice = \"net_null1\"\n\
+             [[pairs]]\ninside = \"a\"\noutside = \"c\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "pairs[0].outside");
+    }
+
+    #[test]
+    fn unpaired_port_is_an_error() {
+        let e = parse("[[ports]]\nname = \"a\"\ndevice = \"net_null0\"\n").unwrap_err();
+        assert_eq!(e.key, "pairs");
+    }
+
+    #[test]
+    fn worker_may_not_share_the_control_core() {
+        let e = parse("[dataplane]\ncontrol_core = 0\nworker_cores = [0]\n").unwrap_err();
+        assert_eq!(e.key, "dataplane.worker_cores");
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        for f in ["portcullis.toml", "demo.toml"] {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../configs")
+                .join(f);
+            Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}

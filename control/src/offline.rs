@@ -1,0 +1,374 @@
+//! Offline mode (`portcullisd --read CAPTURE`): runs a pcap or pcapng file through the same engine
+//! and worker sharding as the DPDK path, without DPDK, and optionally writes what would have been
+//! forwarded (`--write OUT.pcap`). Like `suricata -r`.
+//!
+//! The reader thread normalises every frame to Ethernet (captures taken on loopback or tunnels
+//! carry NULL/raw-IP link layers: a synthetic Ethernet header is prepended) and hands batches to
+//! the worker that owns the flow, chosen by the same symmetric hash and `shard_of` as on DPDK.
+//! Batches are recycled, so the steady state allocates nothing per packet.
+
+use crate::report::{PortSnapshot, StatsSnapshot};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use dataplane::engine::{Engine, EngineConfig, Verdict};
+use dataplane::parse::parse_frame;
+use dataplane::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
+use dataplane::stats::WorkerStats;
+use dataplane::worker::shard_of;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::DataLink;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 256;
+/// Port indices offline: frames come "in" on the capture and leave on the output.
+const PORT_CAPTURE: usize = 0;
+const PORT_OUTPUT: usize = 1;
+
+pub struct OfflineOptions {
+    pub read: PathBuf,
+    pub write: Option<PathBuf>,
+    pub workers: usize,
+    pub engine: EngineConfig,
+}
+
+/// A batch of frames in one arena, recycled between reader, workers and writer.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    /// (offset, length, timestamp) of each frame in `data`.
+    frames: Vec<(usize, usize, Duration)>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.frames.clear();
+    }
+
+    fn push(&mut self, frame_prefix: &[u8], frame: &[u8], ts: Duration) {
+        let off = self.data.len();
+        self.data.extend_from_slice(frame_prefix);
+        self.data.extend_from_slice(frame);
+        self.frames
+            .push((off, frame_prefix.len() + frame.len(), ts));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], Duration)> {
+        self.frames
+            .iter()
+            .map(|&(o, l, ts)| (&self.data[o..o + l], ts))
+    }
+}
+
+/// Per-file reading result beyond the engine's counters.
+#[derive(Debug, Default)]
+pub struct ReadSummary {
+    pub packets_in_file: u64,
+    /// Frames whose link layer we cannot turn into Ethernet (counted, not processed).
+    pub unsupported_link: u64,
+}
+
+/// Runs the capture; returns the engine counters and the read summary.
+pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String> {
+    let started = Instant::now();
+    let n = opts.workers.max(1);
+    let stats: Vec<Arc<WorkerStats>> = (0..n).map(|_| Arc::new(WorkerStats::default())).collect();
+
+    let writer = match &opts.write {
+        Some(p) => {
+            let f = File::create(p).map_err(|e| format!("--write {}: {e}", p.display()))?;
+            let header = PcapHeader {
+                datalink: DataLink::ETHERNET,
+                ..Default::default()
+            };
+            Some(
+                PcapWriter::with_header(BufWriter::new(f), header)
+                    .map_err(|e| format!("--write {}: {e}", p.display()))?,
+            )
+        }
+        None => None,
+    };
+
+    // Free batches circulate: reader -> worker -> (writer ->) free pool.
+    let (free_tx, free_rx) = bounded::<Batch>(n * 8 + 8);
+    for _ in 0..n * 8 + 8 {
+        free_tx.send(Batch::default()).expect("capacity reserved");
+    }
+    let (out_tx, out_rx) = bounded::<Batch>(n * 4);
+
+    let summary = std::thread::scope(|scope| -> Result<ReadSummary, String> {
+        let mut to_workers: Vec<Sender<Batch>> = Vec::new();
+        for (w, st) in stats.iter().enumerate() {
+            let (tx, rx) = bounded::<Batch>(4);
+            to_workers.push(tx);
+            let (st, cfg, free_tx, free_rx, out_tx) = (
+                st.clone(),
+                opts.engine.clone(),
+                free_tx.clone(),
+                free_rx.clone(),
+                out_tx.clone(),
+            );
+            let writing = opts.write.is_some();
+            std::thread::Builder::new()
+                .name(format!("worker{w}"))
+                .spawn_scoped(scope, move || {
+                    worker(rx, Engine::new(cfg, st), writing, free_tx, free_rx, out_tx)
+                })
+                .expect("spawning worker");
+        }
+        drop(out_tx);
+        let writer_thread = writer.map(|mut wr| {
+            let free_tx = free_tx.clone();
+            std::thread::Builder::new()
+                .name("writer".into())
+                .spawn_scoped(scope, move || -> Result<(), String> {
+                    for batch in out_rx.iter() {
+                        for (frame, ts) in batch.iter() {
+                            wr.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))
+                                .map_err(|e| format!("--write: {e}"))?;
+                        }
+                        let mut b = batch;
+                        b.clear();
+                        let _ = free_tx.send(b);
+                    }
+                    wr.into_writer()
+                        .into_inner()
+                        .map_err(|e| format!("--write: {e}"))?;
+                    Ok(())
+                })
+                .expect("spawning writer")
+        });
+        let res = read_capture(&opts.read, n, &to_workers, &free_rx);
+        drop(to_workers);
+        if let Some(t) = writer_thread {
+            t.join()
+                .map_err(|_| "writer thread panicked".to_string())??;
+        }
+        res
+    })?;
+
+    let ports = vec![
+        PortSnapshot {
+            name: "capture".into(),
+            device: opts.read.display().to_string(),
+            driver: "pcap-file".into(),
+            side: "inside".into(),
+            peer: "output".into(),
+            link_up: true,
+            ..Default::default()
+        },
+        PortSnapshot {
+            name: "output".into(),
+            device: opts
+                .write
+                .as_ref()
+                .map_or("-".into(), |p| p.display().to_string()),
+            driver: "pcap-file".into(),
+            side: "outside".into(),
+            peer: "capture".into(),
+            link_up: true,
+            ..Default::default()
+        },
+    ];
+    let ws: Vec<(Option<usize>, &WorkerStats)> = stats.iter().map(|s| (None, s.as_ref())).collect();
+    Ok((
+        StatsSnapshot::collect("offline", started.elapsed().as_secs_f64(), ports, &ws),
+        summary,
+    ))
+}
+
+fn worker(
+    rx: Receiver<Batch>,
+    mut engine: Engine,
+    writing: bool,
+    free_tx: Sender<Batch>,
+    free_rx: Receiver<Batch>,
+    out_tx: Sender<Batch>,
+) {
+    let stats = engine.stats().clone();
+    for mut batch in rx.iter() {
+        let mut out = if writing { free_rx.recv().ok() } else { None };
+        for (frame, ts) in batch.iter() {
+            if engine.process(frame, PORT_CAPTURE, None) == Verdict::Forward {
+                stats.tx_packets[PORT_OUTPUT].inc();
+                stats.tx_bytes[PORT_OUTPUT].add(frame.len() as u64);
+                if let Some(o) = out.as_mut() {
+                    o.push(&[], frame, ts);
+                }
+            }
+        }
+        batch.clear();
+        let _ = free_tx.send(batch);
+        if let Some(o) = out {
+            let _ = out_tx.send(o);
+        }
+    }
+}
+
+enum Capture {
+    Pcap(PcapReader<BufReader<File>>),
+    PcapNg(PcapNgReader<BufReader<File>>, Vec<DataLink>),
+}
+
+fn read_capture(
+    path: &Path,
+    n: usize,
+    to_workers: &[Sender<Batch>],
+    free_rx: &Receiver<Batch>,
+) -> Result<ReadSummary, String> {
+    let ctx = |e: &dyn std::fmt::Display| format!("--read {}: {e}", path.display());
+    let mut f = File::open(path).map_err(|e| ctx(&e))?;
+    let mut magic = [0u8; 4];
+    f.read_exact(&mut magic)
+        .map_err(|e| ctx(&format!("too short to be a capture ({e})")))?;
+    let f = File::open(path).map_err(|e| ctx(&e))?;
+    let mut cap = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+        Capture::PcapNg(
+            PcapNgReader::new(BufReader::new(f)).map_err(|e| ctx(&e))?,
+            Vec::new(),
+        )
+    } else {
+        Capture::Pcap(PcapReader::new(BufReader::new(f)).map_err(|e| ctx(&e))?)
+    };
+    let toeplitz = Toeplitz::new(&SYMMETRIC_RSS_KEY);
+    let mut pending: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
+    let mut summary = ReadSummary::default();
+
+    let mut dispatch = |link: DataLink,
+                        data: &[u8],
+                        ts: Duration,
+                        summary: &mut ReadSummary|
+     -> Result<(), String> {
+        summary.packets_in_file += 1;
+        let Some(prefix) = ethernet_prefix(link, data) else {
+            summary.unsupported_link += 1;
+            return Ok(());
+        };
+        let payload = &data[prefix.skip..];
+        let mut w = 0;
+        if n > 1 {
+            // Hash on the normalised frame exactly as a worker would see it.
+            let mut frame = [0u8; 128];
+            let head = prefix.header.len() + payload.len().min(128 - prefix.header.len());
+            frame[..prefix.header.len()].copy_from_slice(prefix.header);
+            frame[prefix.header.len()..head]
+                .copy_from_slice(&payload[..head - prefix.header.len()]);
+            if let Ok(p) = parse_frame(&frame[..head]) {
+                w = shard_of(toeplitz.hash_l3l4(&p), n);
+            }
+        }
+        let slot = &mut pending[w];
+        if slot.is_none() {
+            *slot = Some(
+                free_rx
+                    .recv()
+                    .map_err(|_| "worker threads ended early".to_string())?,
+            );
+        }
+        let b = slot.as_mut().expect("just filled");
+        b.push(prefix.header, payload, ts);
+        if b.frames.len() >= BATCH {
+            let full = slot.take().expect("present");
+            to_workers[w]
+                .send(full)
+                .map_err(|_| "worker thread ended early".to_string())?;
+        }
+        Ok(())
+    };
+
+    match &mut cap {
+        Capture::Pcap(r) => {
+            let link = r.header().datalink;
+            while let Some(pkt) = r.next_packet() {
+                let pkt = pkt.map_err(|e| ctx(&e))?;
+                dispatch(link, &pkt.data, pkt.timestamp, &mut summary)?;
+            }
+        }
+        Capture::PcapNg(r, links) => {
+            while let Some(block) = r.next_block() {
+                match block.map_err(|e| ctx(&e))? {
+                    Block::InterfaceDescription(idb) => links.push(idb.linktype),
+                    Block::EnhancedPacket(epb) => {
+                        let link = links
+                            .get(epb.interface_id as usize)
+                            .copied()
+                            .unwrap_or(DataLink::ETHERNET);
+                        dispatch(link, &epb.data, epb.timestamp, &mut summary)?;
+                    }
+                    Block::SimplePacket(spb) => {
+                        let link = links.first().copied().unwrap_or(DataLink::ETHERNET);
+                        dispatch(link, &spb.data, Duration::ZERO, &mut summary)?;
+                    }
+                    Block::Packet(pb) => {
+                        let link = links
+                            .get(pb.interface_id as usize)
+                            .copied()
+                            .unwrap_or(DataLink::ETHERNET);
+                        // The obsolete Packet Block keeps a raw timestamp; microseconds is the default resolution.
+                        dispatch(
+                            link,
+                            &pb.data,
+                            Duration::from_micros(pb.timestamp),
+                            &mut summary,
+                        )?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (w, slot) in pending.into_iter().enumerate() {
+        if let Some(b) = slot {
+            to_workers[w]
+                .send(b)
+                .map_err(|_| "worker thread ended early".to_string())?;
+        }
+    }
+    Ok(summary)
+}
+
+/// How to turn a captured frame into an Ethernet frame: a header to prepend and how many bytes of
+/// the captured link layer to skip.
+struct EthernetPrefix {
+    header: &'static [u8],
+    skip: usize,
+}
+
+/// Synthetic Ethernet headers (locally administered MACs 02:00:00:00:00:01/02) for captures
+/// without a link layer of their own.
+const ETH_IPV4: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+const ETH_IPV6: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+
+fn ethernet_prefix(link: DataLink, data: &[u8]) -> Option<EthernetPrefix> {
+    let by_version = |skip: usize| -> Option<EthernetPrefix> {
+        match data.get(skip)? >> 4 {
+            4 => Some(EthernetPrefix {
+                header: &ETH_IPV4,
+                skip,
+            }),
+            6 => Some(EthernetPrefix {
+                header: &ETH_IPV6,
+                skip,
+            }),
+            _ => None,
+        }
+    };
+    match link {
+        DataLink::ETHERNET => Some(EthernetPrefix {
+            header: &[],
+            skip: 0,
+        }),
+        // RAW: a bare IPv4 or IPv6 packet; IPV4/IPV6 likewise.
+        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => by_version(0),
+        // NULL/LOOP (BSD loopback): a 4-byte address family, then the IP packet.
+        DataLink::NULL | DataLink::LOOP => by_version(4),
+        // Linux cooked capture v1: 16-byte header.
+        DataLink::LINUX_SLL => by_version(16),
+        DataLink::LINUX_SLL2 => by_version(20),
+        _ => None,
+    }
+}

@@ -1,0 +1,219 @@
+//! Snapshots of the appliance's counters, in one shape for the end-of-run summary, the control
+//! socket (`portcullisctl stats --json`) and the human-readable table. Built by the control thread
+//! from the workers' single-writer counters; never touched by a worker.
+
+use dataplane::parse::ParseError;
+use dataplane::stats::{DropReason, WorkerStats};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// "dpdk" or "offline".
+    pub mode: String,
+    pub uptime_secs: f64,
+    pub ports: Vec<PortSnapshot>,
+    pub workers: Vec<WorkerSnapshot>,
+    /// Drops by reason, summed over workers; every reason appears, zero or not.
+    pub drops: BTreeMap<String, u64>,
+    /// Parse errors by name, summed over workers; only non-zero ones.
+    pub parse_errors: BTreeMap<String, u64>,
+    pub flows_created: u64,
+    pub flows_active: u64,
+    pub flow_table_full: u64,
+    pub fragments: u64,
+    pub non_ip: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PortSnapshot {
+    pub name: String,
+    pub device: String,
+    pub driver: String,
+    /// "inside" or "outside".
+    pub side: String,
+    pub peer: String,
+    pub link_up: bool,
+    pub speed_mbps: u32,
+    pub rx_queues: u16,
+    pub rss: bool,
+    /// Counted by the workers.
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Counted by the device (rte_eth_stats); absent offline.
+    pub device_stats: Option<DeviceStats>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeviceStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerSnapshot {
+    pub index: usize,
+    pub core: Option<usize>,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub drops: u64,
+    pub flows_active: u64,
+    pub steered_in: u64,
+    pub steered_out: u64,
+    pub polls: u64,
+    pub empty_polls: u64,
+    pub idle_sleeps: u64,
+}
+
+impl StatsSnapshot {
+    /// Sums the workers' counters. `ports` come with names and device data filled in; their
+    /// rx/tx counts are filled here.
+    pub fn collect(
+        mode: &str,
+        uptime_secs: f64,
+        mut ports: Vec<PortSnapshot>,
+        workers: &[(Option<usize>, &WorkerStats)],
+    ) -> Self {
+        let mut s = StatsSnapshot {
+            mode: mode.to_string(),
+            uptime_secs,
+            ..Default::default()
+        };
+        for r in DropReason::ALL {
+            s.drops.insert(r.name().to_string(), 0);
+        }
+        for (i, (core, w)) in workers.iter().enumerate() {
+            for (p, port) in ports.iter_mut().enumerate() {
+                port.rx_packets += w.rx_packets[p].get();
+                port.rx_bytes += w.rx_bytes[p].get();
+                port.tx_packets += w.tx_packets[p].get();
+                port.tx_bytes += w.tx_bytes[p].get();
+            }
+            for r in DropReason::ALL {
+                *s.drops.get_mut(r.name()).expect("inserted above") += w.drops[r.index()].get();
+            }
+            for e in ParseError::ALL {
+                let n = w.parse_errors[e.index()].get();
+                if n > 0 {
+                    *s.parse_errors.entry(e.name().to_string()).or_default() += n;
+                }
+            }
+            s.flows_created += w.flows_created.get();
+            s.flows_active += w.flows_active.get();
+            s.flow_table_full += w.flow_table_full.get();
+            s.fragments += w.fragments.get();
+            s.non_ip += w.non_ip.get();
+            s.workers.push(WorkerSnapshot {
+                index: i,
+                core: *core,
+                rx_packets: w.rx_packets.iter().map(|c| c.get()).sum(),
+                tx_packets: w.tx_packets.iter().map(|c| c.get()).sum(),
+                drops: w.drops_total(),
+                flows_active: w.flows_active.get(),
+                steered_in: w.steered_in.get(),
+                steered_out: w.steered_out.get(),
+                polls: w.polls.get(),
+                empty_polls: w.empty_polls.get(),
+                idle_sleeps: w.idle_sleeps.get(),
+            });
+        }
+        s.ports = ports;
+        s
+    }
+
+    pub fn rx_total(&self) -> u64 {
+        self.ports.iter().map(|p| p.rx_packets).sum()
+    }
+
+    pub fn tx_total(&self) -> u64 {
+        self.ports.iter().map(|p| p.tx_packets).sum()
+    }
+
+    pub fn drops_total(&self) -> u64 {
+        self.drops.values().sum()
+    }
+
+    /// The human-readable table printed at exit and by `portcullisctl stats`.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "mode {}   uptime {:.1} s", self.mode, self.uptime_secs);
+        let _ = writeln!(
+            o,
+            "{:<12} {:<8} {:<16} {:>12} {:>14} {:>12} {:>14}",
+            "port", "side", "device", "rx packets", "rx bytes", "tx packets", "tx bytes"
+        );
+        for p in &self.ports {
+            let _ = writeln!(
+                o,
+                "{:<12} {:<8} {:<16} {:>12} {:>14} {:>12} {:>14}",
+                p.name, p.side, p.device, p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes
+            );
+            if let Some(d) = &p.device_stats {
+                if d.imissed + d.ierrors + d.oerrors + d.rx_nombuf > 0 {
+                    let _ = writeln!(
+                        o,
+                        "{:<12} device: imissed {} ierrors {} oerrors {} rx_nombuf {}",
+                        "", d.imissed, d.ierrors, d.oerrors, d.rx_nombuf
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            o,
+            "total        rx {}  tx {}  dropped {}",
+            self.rx_total(),
+            self.tx_total(),
+            self.drops_total()
+        );
+        let _ = write!(o, "drops:");
+        for (k, v) in &self.drops {
+            let _ = write!(o, " {k}={v}");
+        }
+        let _ = writeln!(o);
+        if !self.parse_errors.is_empty() {
+            let _ = write!(o, "parse errors:");
+            for (k, v) in &self.parse_errors {
+                let _ = write!(o, " {k}={v}");
+            }
+            let _ = writeln!(o);
+        }
+        let _ = writeln!(
+            o,
+            "flows: created {} active {} table_full {}   non-ip frames {}   ip fragments {}",
+            self.flows_created,
+            self.flows_active,
+            self.flow_table_full,
+            self.non_ip,
+            self.fragments
+        );
+        for w in &self.workers {
+            let idle = if w.polls > 0 {
+                100.0 * w.empty_polls as f64 / w.polls as f64
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                o,
+                "worker {} (core {}): rx {} tx {} drops {} flows {} steered in/out {}/{} idle {:.0}% sleeps {}",
+                w.index,
+                w.core.map_or("-".to_string(), |c| c.to_string()),
+                w.rx_packets,
+                w.tx_packets,
+                w.drops,
+                w.flows_active,
+                w.steered_in,
+                w.steered_out,
+                idle,
+                w.idle_sleeps
+            );
+        }
+        o
+    }
+}

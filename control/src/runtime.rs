@@ -1,0 +1,315 @@
+//! The appliance on DPDK: brings up the EAL, the mempool and the ports from the configuration,
+//! starts one pinned worker per configured core, and runs the control thread (control socket,
+//! signals, stop conditions) on the main thread, which the EAL pinned to the control core.
+//!
+//! Owns the lifetime of every DPDK object; drops them in reverse order of creation.
+
+use crate::config::Config;
+use crate::ctl::ControlSocket;
+use crate::report::{DeviceStats, PortSnapshot, StatsSnapshot};
+use dataplane::dpdk::{self, Eal, Mempool, Port, PortSetup, Ring};
+use dataplane::engine::Engine;
+use dataplane::stats::WorkerStats;
+use dataplane::worker::{self, RxSource, WorkerContext};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Mbuf data room: 2048 bytes of frame + DPDK's default 128-byte headroom (RTE_MBUF_DEFAULT_BUF_SIZE).
+const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// How often the control thread wakes to serve the socket and check stop conditions.
+const CONTROL_TICK: Duration = Duration::from_millis(20);
+
+/// Runs until a signal or a configured stop condition; returns the final counters.
+pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<StatsSnapshot, String> {
+    let started = Instant::now();
+    let dp = &cfg.dataplane;
+    let nworkers = dp.worker_cores.len();
+    if cfg.pairs.is_empty() {
+        return Err(format!(
+            "{}: no [[pairs]] configured: the appliance needs at least one pair of ports",
+            cfg_path.display()
+        ));
+    }
+
+    let mut args = vec![
+        "portcullisd".to_string(),
+        "-l".to_string(),
+        dp.control_core.to_string(),
+    ];
+    args.extend(cfg.eal.args.iter().cloned());
+    for p in &cfg.ports {
+        if let Some(a) = &p.vdev_args {
+            args.push("--vdev".into());
+            args.push(if a.is_empty() {
+                p.device.clone()
+            } else {
+                format!("{},{}", p.device, a)
+            });
+        }
+    }
+    let eal = Eal::init(&args).map_err(|e| e.to_string())?;
+    eprintln!(
+        "portcullisd: {} up, EAL args: {}",
+        dpdk::version(),
+        args[1..].join(" ")
+    );
+
+    let pool = Mempool::new(
+        "portcullis_mbufs",
+        dp.mbufs,
+        dp.mbuf_cache,
+        MBUF_DATA_ROOM,
+        -1,
+    )
+    .map_err(|e| e.to_string())?;
+
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for pc in &cfg.ports {
+        let info = Port::lookup(&pc.device).map_err(|e| format!("port '{}': {e}", pc.name))?;
+        // Several workers share a port by RSS when the device has it; otherwise the port has one
+        // rx queue and the worker polling it steers frames to their owners in software.
+        let rss = nworkers > 1 && info.rss_offloads != 0 && info.max_rx_queues as usize >= nworkers;
+        let setup = PortSetup {
+            rx_queues: if rss { nworkers as u16 } else { 1 },
+            tx_queues: nworkers as u16,
+            rx_desc: dp.rx_desc,
+            tx_desc: dp.tx_desc,
+            promiscuous: true,
+        };
+        if (info.max_tx_queues as usize) < nworkers {
+            return Err(format!(
+                "port '{}' ({}, driver {}) has {} tx queue(s) but {} workers each need their own; \
+                 configure fewer workers or give the device more queues (net_af_packet: qpairs=N)",
+                pc.name, pc.device, info.driver, info.max_tx_queues, nworkers
+            ));
+        }
+        let port =
+            Port::setup(info, &setup, &pool).map_err(|e| format!("port '{}': {e}", pc.name))?;
+        let link = port.link();
+        eprintln!(
+            "portcullisd: port '{}' = {} (driver {}, id {}): {} rx queue(s){}, link {}",
+            pc.name,
+            pc.device,
+            port.info().driver,
+            port.id(),
+            port.rx_queues(),
+            if port.rss_enabled() {
+                " by symmetric RSS"
+            } else {
+                ""
+            },
+            if link.up {
+                format!("up {} Mb/s", link.speed_mbps)
+            } else {
+                "down".into()
+            }
+        );
+        ports.push(port);
+    }
+    let peer = cfg.peers();
+
+    let steering = nworkers > 1 && ports.iter().any(|p| p.rx_queues() == 1);
+    let rings: Vec<Ring> = if steering {
+        (0..nworkers)
+            .map(|w| Ring::new(&format!("pc_steer_{w}"), dp.steer_ring_size, -1))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+
+    // Who polls what: queue q of an RSS port belongs to worker q; a single-queue port is polled
+    // by one worker (spread round-robin), which steers.
+    let mut rx_plan: Vec<Vec<RxSource>> = vec![Vec::new(); nworkers];
+    for (i, p) in ports.iter().enumerate() {
+        if p.rx_queues() as usize == nworkers && nworkers > 1 {
+            for (w, plan) in rx_plan.iter_mut().enumerate() {
+                plan.push(RxSource {
+                    port: i,
+                    queue: w as u16,
+                    steer: false,
+                });
+            }
+        } else {
+            rx_plan[i % nworkers].push(RxSource {
+                port: i,
+                queue: 0,
+                steer: nworkers > 1,
+            });
+        }
+    }
+
+    let stats: Vec<Arc<WorkerStats>> = (0..nworkers)
+        .map(|_| Arc::new(WorkerStats::default()))
+        .collect();
+    let socket = ControlSocket::bind(&cfg.control.socket)
+        .map_err(|e| format!("control socket {}: {e}", cfg.control.socket.display()))?;
+    let engine_cfg = cfg.engine.to_engine_config();
+    let idle = dp.idle.into();
+
+    let snapshot = |uptime: f64| {
+        let port_snaps = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| port_snapshot(cfg, i, p))
+            .collect();
+        let ws: Vec<(Option<usize>, &WorkerStats)> = stats
+            .iter()
+            .zip(&dp.worker_cores)
+            .map(|(s, &c)| (Some(c), s.as_ref()))
+            .collect();
+        StatsSnapshot::collect("dpdk", uptime, port_snaps, &ws)
+    };
+
+    let worker_error: std::sync::Mutex<Option<String>> = Default::default();
+    std::thread::scope(|scope| {
+        for (w, plan) in rx_plan.into_iter().enumerate() {
+            let core = dp.worker_cores[w];
+            let ctx = WorkerContext {
+                index: w,
+                workers: nworkers,
+                ports: &ports,
+                peer: &peer,
+                rx: plan,
+                rings: &rings,
+                tx_queue: w as u16,
+                idle,
+                stop: &stop,
+            };
+            let (eal, stats, engine_cfg, stop, worker_error) = (
+                &eal,
+                stats[w].clone(),
+                engine_cfg.clone(),
+                &stop,
+                &worker_error,
+            );
+            std::thread::Builder::new()
+                .name(format!("worker{w}"))
+                .spawn_scoped(scope, move || {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        eprintln!(
+                            "portcullisd: worker {w}: cannot pin to core {core}; running unpinned"
+                        );
+                    }
+                    if let Err(e) = eal.register_thread() {
+                        *worker_error.lock().expect("not poisoned") =
+                            Some(format!("worker {w}: {e}"));
+                        stop.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    // The flow table is allocated here, after pinning, so its pages are first
+                    // touched on the worker's own NUMA node.
+                    let mut engine = Engine::new(engine_cfg, stats);
+                    worker::run(ctx, &mut engine);
+                    eal.unregister_thread();
+                })
+                .expect("spawning a worker thread");
+        }
+
+        // The control thread.
+        let mut last_rx = 0u64;
+        let mut last_change = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(CONTROL_TICK);
+            socket.serve_pending(|cmd| match cmd {
+                "stats" => serde_json::to_value(snapshot(started.elapsed().as_secs_f64())).unwrap_or_default(),
+                "status" => status_json(cfg, cfg_path, &ports, started),
+                other => serde_json::json!({"error": format!("unknown command '{other}' (try status, stats)")}),
+            });
+            let rx: u64 = stats
+                .iter()
+                .map(|s| s.rx_packets.iter().map(|c| c.get()).sum::<u64>())
+                .sum();
+            if rx != last_rx {
+                last_rx = rx;
+                last_change = Instant::now();
+            }
+            let idle_ms = cfg.run.stop_when_idle_ms;
+            if idle_ms > 0 && rx > 0 && last_change.elapsed() >= Duration::from_millis(idle_ms) {
+                eprintln!("portcullisd: no traffic for {idle_ms} ms: stopping");
+                stop.store(true, Ordering::SeqCst);
+            }
+            let max = cfg.run.max_duration_secs;
+            if max > 0 && started.elapsed() >= Duration::from_secs(max) {
+                eprintln!("portcullisd: ran for {max} s: stopping");
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    if let Some(e) = worker_error.into_inner().expect("not poisoned") {
+        return Err(e);
+    }
+    let snap = snapshot(started.elapsed().as_secs_f64());
+    drop(socket);
+    drop(rings);
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    Ok(snap)
+}
+
+fn port_snapshot(cfg: &Config, i: usize, p: &Port) -> PortSnapshot {
+    let link = p.link();
+    let ds = p.stats();
+    PortSnapshot {
+        name: cfg.ports[i].name.clone(),
+        device: cfg.ports[i].device.clone(),
+        driver: p.info().driver.clone(),
+        side: if cfg.is_inside(i) {
+            "inside"
+        } else {
+            "outside"
+        }
+        .into(),
+        peer: cfg.ports[cfg.peers()[i]].name.clone(),
+        link_up: link.up,
+        speed_mbps: link.speed_mbps,
+        rx_queues: p.rx_queues(),
+        rss: p.rss_enabled(),
+        device_stats: Some(DeviceStats {
+            ipackets: ds.ipackets,
+            opackets: ds.opackets,
+            imissed: ds.imissed,
+            ierrors: ds.ierrors,
+            oerrors: ds.oerrors,
+            rx_nombuf: ds.rx_nombuf,
+        }),
+        ..Default::default()
+    }
+}
+
+fn status_json(
+    cfg: &Config,
+    cfg_path: &Path,
+    ports: &[Port],
+    started: Instant,
+) -> serde_json::Value {
+    serde_json::json!({
+        "state": "running",
+        "mode": "dpdk",
+        "pid": std::process::id(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "dpdk": dpdk::version(),
+        "config": cfg_path.display().to_string(),
+        "uptime_secs": started.elapsed().as_secs_f64(),
+        "control_core": cfg.dataplane.control_core,
+        "worker_cores": cfg.dataplane.worker_cores,
+        "idle": format!("{:?}", cfg.dataplane.idle).to_lowercase(),
+        "ports": ports.iter().enumerate().map(|(i, p)| {
+            let link = p.link();
+            serde_json::json!({
+                "name": cfg.ports[i].name,
+                "device": cfg.ports[i].device,
+                "driver": p.info().driver,
+                "side": if cfg.is_inside(i) { "inside" } else { "outside" },
+                "link_up": link.up,
+                "speed_mbps": link.speed_mbps,
+                "rx_queues": p.rx_queues(),
+                "rss": p.rss_enabled(),
+                "mac": p.info().mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+            })
+        }).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,64 @@
+//! The safe DPDK layer: EAL, mempools, ports, mbuf views, bursts and rings.
+//!
+//! This module and `dpdk-sys` are the only places with `unsafe`. Everything above it sees owned
+//! handles and byte slices. It must never allocate on the burst path: bursts live in fixed arrays.
+
+mod eal;
+mod mbuf;
+mod port;
+mod ring;
+
+pub use eal::{rdtsc, tsc_hz, Eal};
+pub use mbuf::{Burst, Mbuf, Mempool, BURST_SIZE};
+pub use port::{LinkStatus, Port, PortInfo, PortSetup, PortStats};
+pub use ring::Ring;
+
+use std::ffi::CStr;
+use std::fmt;
+
+/// An error from a DPDK call: which call, on what, and DPDK's own errno text.
+#[derive(Debug, Clone)]
+pub struct DpdkError {
+    pub what: String,
+    pub errno: i32,
+}
+
+impl DpdkError {
+    pub(crate) fn new(what: impl Into<String>, errno: i32) -> Self {
+        DpdkError {
+            what: what.into(),
+            errno: errno.abs(),
+        }
+    }
+
+    /// Takes `rte_errno` as the cause; for calls that return NULL or -1.
+    pub(crate) fn last(what: impl Into<String>) -> Self {
+        // SAFETY: pc_errno reads the calling thread's per-lcore rte_errno; no preconditions.
+        let errno = unsafe { dpdk_sys::pc_errno() };
+        Self::new(what, errno)
+    }
+}
+
+impl fmt::Display for DpdkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SAFETY: rte_strerror returns a pointer to a static or thread-local NUL-terminated string.
+        let msg = unsafe { CStr::from_ptr(dpdk_sys::rte_strerror(self.errno)) };
+        write!(
+            f,
+            "{}: {} (errno {})",
+            self.what,
+            msg.to_string_lossy(),
+            self.errno
+        )
+    }
+}
+
+impl std::error::Error for DpdkError {}
+
+/// The version string of the DPDK library linked at run time, e.g. "DPDK 22.11.11".
+pub fn version() -> String {
+    // SAFETY: rte_version returns a pointer to a static NUL-terminated string; callable before EAL init.
+    unsafe { CStr::from_ptr(dpdk_sys::rte_version()) }
+        .to_string_lossy()
+        .into_owned()
+}

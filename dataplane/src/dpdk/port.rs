@@ -1,0 +1,356 @@
+//! Ethernet ports: lookup by device name, queue setup with symmetric RSS, link and statistics.
+//!
+//! Rx and tx on distinct queues are thread-safe in DPDK, so a `Port` is shared (`&Port`) between
+//! the workers, each of which only ever touches its own queue ids.
+
+use super::{Burst, DpdkError, Mempool};
+use crate::rss::SYMMETRIC_RSS_KEY;
+use std::ffi::{CStr, CString};
+
+// RTE_ETH_RSS_* and offload flags are function-like macros (RTE_BIT64) that bindgen skips.
+const RSS_IPV4: u64 = 1 << 2;
+const RSS_FRAG_IPV4: u64 = 1 << 3;
+const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
+const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+const RSS_NONFRAG_IPV4_OTHER: u64 = 1 << 7;
+const RSS_IPV6: u64 = 1 << 8;
+const RSS_FRAG_IPV6: u64 = 1 << 9;
+const RSS_NONFRAG_IPV6_TCP: u64 = 1 << 10;
+const RSS_NONFRAG_IPV6_UDP: u64 = 1 << 11;
+const RSS_NONFRAG_IPV6_OTHER: u64 = 1 << 13;
+/// The hash types we ask for: L3+L4 for TCP/UDP, L3 for the rest. Fragments hash on L3 only, so
+/// all fragments of a datagram land on one queue.
+const RSS_WANTED: u64 = RSS_IPV4
+    | RSS_FRAG_IPV4
+    | RSS_NONFRAG_IPV4_TCP
+    | RSS_NONFRAG_IPV4_UDP
+    | RSS_NONFRAG_IPV4_OTHER
+    | RSS_IPV6
+    | RSS_FRAG_IPV6
+    | RSS_NONFRAG_IPV6_TCP
+    | RSS_NONFRAG_IPV6_UDP
+    | RSS_NONFRAG_IPV6_OTHER;
+const RX_OFFLOAD_RSS_HASH: u64 = 1 << 19;
+const TX_OFFLOAD_MBUF_FAST_FREE: u64 = 1 << 16;
+
+/// What a port can do, read from `rte_eth_dev_info_get`.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    pub id: u16,
+    pub device: String,
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    /// RSS hash types the device supports; 0 means no RSS (most virtual devices).
+    pub rss_offloads: u64,
+    pub rss_key_size: u8,
+    pub mac: [u8; 6],
+    pub socket: i32,
+}
+
+/// How to set a port up.
+#[derive(Debug, Clone)]
+pub struct PortSetup {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub promiscuous: bool,
+}
+
+/// Link state as reported by the PMD.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// The device's own counters (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    /// Dropped by the NIC because rx descriptors were full (we polled too slowly).
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    /// Rx failed because the mempool was empty.
+    pub rx_nombuf: u64,
+}
+
+/// A configured, started port. Stopped and closed on drop.
+pub struct Port {
+    info: PortInfo,
+    rx_queues: u16,
+    tx_queues: u16,
+    rss: bool,
+}
+
+impl Port {
+    /// Finds a probed device (PCI address or vdev name such as `net_pcap0`) and reads its info.
+    pub fn lookup(device: &str) -> Result<PortInfo, DpdkError> {
+        let cname =
+            CString::new(device).map_err(|_| DpdkError::new("device name has a NUL", 22))?;
+        let mut id: u16 = 0;
+        // SAFETY: cname is valid for the call; id is a valid out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if rc != 0 {
+            return Err(DpdkError::new(
+                format!("no DPDK port for device '{device}' (is it bound to a DPDK driver, or is its --vdev given?)"),
+                rc,
+            ));
+        }
+        let mut di = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: id is a valid port id; di is a valid out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut di) };
+        if rc != 0 {
+            return Err(DpdkError::new(
+                format!("rte_eth_dev_info_get({device})"),
+                rc,
+            ));
+        }
+        let driver = if di.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: driver_name is a static NUL-terminated string owned by the PMD.
+            unsafe { CStr::from_ptr(di.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut mac = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: valid port id and out-pointer.
+        unsafe { dpdk_sys::rte_eth_macaddr_get(id, &mut mac) };
+        // SAFETY: valid port id.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
+        Ok(PortInfo {
+            id,
+            device: device.to_string(),
+            driver,
+            max_rx_queues: di.max_rx_queues,
+            max_tx_queues: di.max_tx_queues,
+            rss_offloads: di.flow_type_rss_offloads,
+            rss_key_size: di.hash_key_size,
+            mac: mac.addr_bytes,
+            socket,
+        })
+    }
+
+    /// Configures queues, RSS (symmetric key, when the device has RSS and more than one rx queue
+    /// is asked for), promiscuous mode, and starts the port.
+    pub fn setup(info: PortInfo, setup: &PortSetup, pool: &Mempool) -> Result<Port, DpdkError> {
+        let id = info.id;
+        let name = info.device.clone();
+        if setup.rx_queues > info.max_rx_queues || setup.tx_queues > info.max_tx_queues {
+            return Err(DpdkError::new(
+                format!(
+                    "port '{name}' ({}) has at most {} rx / {} tx queues, {} / {} were asked for",
+                    info.driver,
+                    info.max_rx_queues,
+                    info.max_tx_queues,
+                    setup.rx_queues,
+                    setup.tx_queues
+                ),
+                22,
+            ));
+        }
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        let rss = setup.rx_queues > 1 && info.rss_offloads & RSS_WANTED != 0;
+        // The key must outlive configure; NICs with 52-byte keys (i40e) get the same 16-bit
+        // period pattern repeated, which keeps the hash symmetric.
+        let key_len = if info.rss_key_size == 0 {
+            40
+        } else {
+            info.rss_key_size as usize
+        };
+        let mut key: Vec<u8> = SYMMETRIC_RSS_KEY
+            .iter()
+            .copied()
+            .cycle()
+            .take(key_len)
+            .collect();
+        if rss {
+            conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
+            conf.rx_adv_conf.rss_conf.rss_hf = info.rss_offloads & RSS_WANTED;
+            // SAFETY: reading a field of a plain-data struct filled by dev_info_get would be
+            // nicer here, but rx_offload_capa is not kept in PortInfo; ask the PMD again.
+            let mut di = dpdk_sys::rte_eth_dev_info::default();
+            // SAFETY: valid port id and out-pointer.
+            unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut di) };
+            if di.rx_offload_capa & RX_OFFLOAD_RSS_HASH != 0 {
+                conf.rxmode.offloads |= RX_OFFLOAD_RSS_HASH;
+            }
+        }
+        let mut di = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: valid port id and out-pointer.
+        unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut di) };
+        if di.tx_offload_capa & TX_OFFLOAD_MBUF_FAST_FREE != 0 {
+            // One mempool, refcount always 1: the PMD may recycle mbufs in bulk.
+            conf.txmode.offloads |= TX_OFFLOAD_MBUF_FAST_FREE;
+        }
+        // SAFETY: valid port id; conf lives across the call (key too).
+        let rc =
+            unsafe { dpdk_sys::rte_eth_dev_configure(id, setup.rx_queues, setup.tx_queues, &conf) };
+        drop(key);
+        if rc != 0 {
+            return Err(DpdkError::new(format!("rte_eth_dev_configure({name})"), rc));
+        }
+        let (mut nrx, mut ntx) = (setup.rx_desc, setup.tx_desc);
+        // SAFETY: valid port id and out-pointers.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nrx, &mut ntx) };
+        if rc != 0 {
+            return Err(DpdkError::new(
+                format!("rte_eth_dev_adjust_nb_rx_tx_desc({name})"),
+                rc,
+            ));
+        }
+        let socket = if info.socket < 0 {
+            0
+        } else {
+            info.socket as u32
+        };
+        for q in 0..setup.rx_queues {
+            // SAFETY: configured port, queue index below the configured count, valid pool; NULL
+            // conf selects the PMD's defaults.
+            let rc = unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    nrx,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
+            if rc != 0 {
+                return Err(DpdkError::new(
+                    format!("rte_eth_rx_queue_setup({name}, {q})"),
+                    rc,
+                ));
+            }
+        }
+        for q in 0..setup.tx_queues {
+            let mut txconf = di.default_txconf;
+            txconf.offloads = conf.txmode.offloads;
+            // SAFETY: configured port, valid queue index, txconf valid for the call.
+            let rc = unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, q, ntx, socket, &txconf) };
+            if rc != 0 {
+                return Err(DpdkError::new(
+                    format!("rte_eth_tx_queue_setup({name}, {q})"),
+                    rc,
+                ));
+            }
+        }
+        // SAFETY: all queues set up.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_start(id) };
+        if rc != 0 {
+            return Err(DpdkError::new(format!("rte_eth_dev_start({name})"), rc));
+        }
+        if setup.promiscuous {
+            // A bump in the wire must see frames for every MAC. Some vdevs return -ENOTSUP and
+            // are promiscuous anyway (pcap, null): not an error.
+            // SAFETY: started port.
+            unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
+        }
+        Ok(Port {
+            info,
+            rx_queues: setup.rx_queues,
+            tx_queues: setup.tx_queues,
+            rss,
+        })
+    }
+
+    pub fn info(&self) -> &PortInfo {
+        &self.info
+    }
+
+    pub fn id(&self) -> u16 {
+        self.info.id
+    }
+
+    pub fn rx_queues(&self) -> u16 {
+        self.rx_queues
+    }
+
+    pub fn tx_queues(&self) -> u16 {
+        self.tx_queues
+    }
+
+    /// Whether the NIC spreads flows over the rx queues by (symmetric) RSS.
+    pub fn rss_enabled(&self) -> bool {
+        self.rss
+    }
+
+    /// Receives up to the burst's free room from `queue`; returns the number received.
+    #[inline(always)]
+    pub fn rx_burst(&self, queue: u16, burst: &mut Burst) -> usize {
+        let (tail, room) = burst.raw_tail();
+        // SAFETY: tail points at `room` free slots of the burst array; the port is started and
+        // `queue` is this caller's own queue (workers never share a queue).
+        let n =
+            unsafe { dpdk_sys::pc_eth_rx_burst(self.info.id, queue, tail, room as u16) } as usize;
+        burst.grow(n);
+        n
+    }
+
+    /// Sends the burst on `queue`. Sent mbufs leave the burst (the PMD owns them now); unsent ones
+    /// stay at its front for the caller to retry or free. Returns the number sent.
+    #[inline(always)]
+    pub fn tx_burst(&self, queue: u16, burst: &mut Burst) -> usize {
+        let len = burst.len();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: the first len entries are valid owned mbufs; the PMD takes ownership of the
+        // first n it returns; `queue` is the caller's own.
+        let n =
+            unsafe { dpdk_sys::pc_eth_tx_burst(self.info.id, queue, burst.raw_all(), len as u16) }
+                as usize;
+        burst.consume_front(n);
+        n
+    }
+
+    pub fn link(&self) -> LinkStatus {
+        let mut l = dpdk_sys::rte_eth_link::default();
+        // SAFETY: valid port and out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.info.id, &mut l) };
+        if rc != 0 {
+            return LinkStatus::default();
+        }
+        LinkStatus {
+            up: l.link_status() != 0,
+            speed_mbps: l.link_speed,
+            full_duplex: l.link_duplex() != 0,
+        }
+    }
+
+    pub fn stats(&self) -> PortStats {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: valid port and out-pointer.
+        unsafe { dpdk_sys::rte_eth_stats_get(self.info.id, &mut s) };
+        PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // SAFETY: no worker uses the port any more (the runtime joins workers before dropping).
+        unsafe {
+            dpdk_sys::rte_eth_dev_stop(self.info.id);
+            dpdk_sys::rte_eth_dev_close(self.info.id);
+        }
+    }
+}

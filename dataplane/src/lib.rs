@@ -1,0 +1,13 @@
+//! Portcullis's per-packet library: wire parsing, flow keys and symmetric hashing, the I/O-agnostic
+//! engine, the DPDK poll loop and the safe DPDK layer beneath it. It has no I/O policy of its own:
+//! the `control` crate decides what runs where.
+
+pub mod dpdk;
+pub mod engine;
+pub mod flow;
+pub mod flow_table;
+pub mod parse;
+pub mod rss;
+pub mod stats;
+pub mod wire;
+pub mod worker;

@@ -1,0 +1,126 @@
+//! Per-worker counters. Each `WorkerStats` has exactly one writer (its worker); the control thread
+//! reads them with relaxed loads. Single-writer counters need no atomic read-modify-write: a
+//! relaxed load + store compiles to plain moves on x86 and never loses an update.
+
+use crate::parse::ParseError;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Ports an appliance can have (pairs × 2). Counters are indexed by the runtime's port index.
+pub const MAX_PORTS: usize = 16;
+
+/// A single-writer counter.
+#[derive(Default)]
+#[repr(transparent)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning worker may call this.
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[inline(always)]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+
+    /// Sets a gauge. Only the owning worker may call this.
+    #[inline(always)]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why the data path dropped a frame. Every variant is a counter an operator reads by `name()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DropReason {
+    /// The frame failed to parse (the layer and problem are in the parse-error counters).
+    Malformed,
+    /// A non-IP frame, with `non_ip = "drop"`.
+    NonIp,
+    /// An IP fragment, with `fragments = "drop"`.
+    Fragment,
+    /// The tx queue of the egress port was full: the PMD did not take the frame.
+    TxFull,
+    /// The ring to the worker that owns the flow was full (software steering).
+    SteerRingFull,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Malformed,
+        DropReason::NonIp,
+        DropReason::Fragment,
+        DropReason::TxFull,
+        DropReason::SteerRingFull,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    #[inline(always)]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NonIp => "non_ip",
+            DropReason::Fragment => "fragment",
+            DropReason::TxFull => "tx_full",
+            DropReason::SteerRingFull => "steer_ring_full",
+        }
+    }
+}
+
+/// The counters of one worker. Cache-line aligned so that two workers never share a line.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct WorkerStats {
+    pub rx_packets: [Counter; MAX_PORTS],
+    pub rx_bytes: [Counter; MAX_PORTS],
+    pub tx_packets: [Counter; MAX_PORTS],
+    pub tx_bytes: [Counter; MAX_PORTS],
+    pub drops: [Counter; DropReason::COUNT],
+    pub parse_errors: [Counter; ParseError::COUNT],
+    /// IP fragments seen (forwarded or dropped per policy).
+    pub fragments: Counter,
+    /// Non-IP frames seen (ARP, LLDP...).
+    pub non_ip: Counter,
+    /// Flows created in this worker's table.
+    pub flows_created: Counter,
+    /// Flows in the table now (gauge).
+    pub flows_active: Counter,
+    /// Packets whose flow could not be recorded because the table was full (still forwarded:
+    /// the foundation tracks flows for accounting only).
+    pub flow_table_full: Counter,
+    /// Packets this worker handed to another worker (software steering) and received from them.
+    pub steered_out: Counter,
+    pub steered_in: Counter,
+    /// Poll-loop iterations and those that found no packet; the idle ratio tells load.
+    pub polls: Counter,
+    pub empty_polls: Counter,
+    /// Times the adaptive idle mode slept.
+    pub idle_sleeps: Counter,
+}
+
+impl WorkerStats {
+    /// Total drops over all reasons.
+    pub fn drops_total(&self) -> u64 {
+        self.drops.iter().map(Counter::get).sum()
+    }
+
+    #[inline(always)]
+    pub fn drop_packet(&self, reason: DropReason) {
+        self.drops[reason.index()].inc();
+    }
+}

@@ -1,0 +1,101 @@
+# Shared helpers for the end-to-end tests: a namespace lab joined only through portcullisd.
+# Every test sources this, calls lab_up, and relies on the EXIT trap to tear everything down,
+# whether it passes or fails.
+
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN="$ROOT/target/release"
+NS_CL=pc-e2e-client
+NS_SV=pc-e2e-server
+WORK=$(mktemp -d /tmp/portcullis-e2e.XXXXXX)
+PIDS=()
+
+log() { echo "[$(date +%T)] $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  sleep 0.3
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+  done
+  ip netns pids $NS_SV 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  ip netns pids $NS_CL 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  ip netns del $NS_CL 2>/dev/null || true
+  ip netns del $NS_SV 2>/dev/null || true
+  ip link del pce-in 2>/dev/null || true
+  ip link del pce-out 2>/dev/null || true
+  if [ $rc -ne 0 ] && [ -f "$WORK/portcullisd.log" ]; then
+    echo "--- portcullisd log ---" >&2; tail -50 "$WORK/portcullisd.log" >&2
+  fi
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+# client (10.99.0.1) -- cl0 | pce-in [portcullisd] pce-out | sv0 -- server (10.99.0.2)
+lab_up() {
+  [ "$(id -u)" = 0 ] || fail "end-to-end tests need root (network namespaces)"
+  ip netns del $NS_CL 2>/dev/null || true; ip netns del $NS_SV 2>/dev/null || true
+  ip link del pce-in 2>/dev/null || true; ip link del pce-out 2>/dev/null || true
+  ip netns add $NS_CL; ip netns add $NS_SV
+  ip link add pce-in type veth peer name cl0; ip link set cl0 netns $NS_CL
+  ip link add pce-out type veth peer name sv0; ip link set sv0 netns $NS_SV
+  ip -n $NS_CL addr add 10.99.0.1/24 dev cl0; ip -n $NS_CL link set cl0 up; ip -n $NS_CL link set lo up
+  ip -n $NS_SV addr add 10.99.0.2/24 dev sv0; ip -n $NS_SV link set sv0 up; ip -n $NS_SV link set lo up
+  ip link set pce-in up; ip link set pce-out up
+  # af_packet sees frames before checksum offload would fill them in: make them real on the wire.
+  ethtool -K pce-in tx off rx off >/dev/null; ethtool -K pce-out tx off rx off >/dev/null
+  ip netns exec $NS_CL ethtool -K cl0 tx off >/dev/null; ip netns exec $NS_SV ethtool -K sv0 tx off >/dev/null
+}
+
+# Writes a config for the lab to $WORK/lab.toml and starts portcullisd on it.
+start_portcullisd() {
+  cat > "$WORK/lab.toml" <<TOML
+[eal]
+args = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "pc-e2e", "--log-level", "lib.eal:warning"]
+[dataplane]
+control_core = 0
+worker_cores = [1]
+mbufs = 8191
+idle = "adaptive"
+[[ports]]
+name = "inside"
+device = "net_af_packet0"
+vdev_args = "iface=pce-in"
+[[ports]]
+name = "outside"
+device = "net_af_packet1"
+vdev_args = "iface=pce-out"
+[[pairs]]
+inside = "inside"
+outside = "outside"
+[control]
+socket = "$WORK/ctl.sock"
+TOML
+  "$BIN/portcullisd" --check-config "$WORK/lab.toml" >/dev/null
+  "$BIN/portcullisd" --config "$WORK/lab.toml" --stats-json "$WORK/final.json" >"$WORK/portcullisd.log" 2>&1 &
+  PCD_PID=$!
+  PIDS+=("$PCD_PID")
+  for _ in $(seq 1 100); do
+    "$BIN/portcullisctl" --socket "$WORK/ctl.sock" status >/dev/null 2>&1 && return 0
+    kill -0 "$PCD_PID" 2>/dev/null || fail "portcullisd exited at start: $(cat "$WORK/portcullisd.log")"
+    sleep 0.1
+  done
+  fail "portcullisd did not answer on its control socket"
+}
+
+ctl() { "$BIN/portcullisctl" --socket "$WORK/ctl.sock" "$@"; }
+
+# Reads a counter from `ip -s -j link` of an interface in a namespace: ns if rx|tx packets|bytes
+if_counter() {
+  ip -n "$1" -s -j link show "$2" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['stats64']['$3']['$4'])"
+}
+
+# Reads a value from a stats JSON file with a python expression over `s`.
+json_get() {
+  python3 -c "import json,sys; s=json.load(open('$1')); print($2)"
+}
