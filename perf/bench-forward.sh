@@ -24,11 +24,16 @@ timeout -s INT "$((SECS + 3))" dpdk-testpmd -l 0,1 "${EAL[@]}" --file-prefix pcb
   --vdev "$VDEV_RX" --vdev "$VDEV_TX" -- --forward-mode=io --stats-period 1 --total-num-mbufs=16384 \
   > "$WORK/testpmd.log" 2>&1 || true
 # Per-second "Rx-pps" of port 0 (the pcap port), skipping the warm-up second.
-grep -A4 "statistics for port 0" "$WORK/testpmd.log" | awk '/Rx-pps:/ {print $2}' | tail -n +3 | head -n -1 > "$WORK/tp.rates"
+awk '/statistics for port/ {port=$(NF-1)} /Rx-pps:/ && port=="0" {print $2}' "$WORK/testpmd.log" \
+  | awk '$1 > 0' | tail -n +2 | head -n -1 > "$WORK/tp.rates"
 TP=$(median < "$WORK/tp.rates")
 
-echo "== portcullisd, 1 worker (busy poll), same devices, ${SECS}s"
-cat > "$WORK/bench.toml" <<TOML
+# portcullisd in both engine modes: "bypass" forwards untouched (the I/O path: the issue's
+# "forwarding only"), "inspect" parses, hashes and accounts every frame in its flow.
+run_portcullisd() {
+  local mode=$1
+  echo "== portcullisd, 1 worker (busy poll), engine mode $mode, same devices, ${SECS}s"
+  cat > "$WORK/bench.toml" <<TOML
 [eal]
 args = [$(printf '"%s", ' "${EAL[@]}")"--file-prefix", "pcbench-pc"]
 [dataplane]
@@ -46,33 +51,41 @@ vdev_args = "no-rx=1"
 [[pairs]]
 inside = "in"
 outside = "out"
+[engine]
+mode = "$mode"
 [control]
 socket = "$WORK/ctl.sock"
 [run]
 max_duration_secs = $((SECS + 2))
 TOML
-"$ROOT/target/release/portcullisd" --config "$WORK/bench.toml" > "$WORK/pc.log" 2>&1 &
-PC=$!
-for _ in $(seq 1 100); do "$ROOT/target/release/portcullisctl" -s "$WORK/ctl.sock" status >/dev/null 2>&1 && break; sleep 0.1; done
-prev=""; prev_t=""
-: > "$WORK/pc.rates"
-for _ in $(seq 1 "$SECS"); do
-  sleep 1
-  line=$("$ROOT/target/release/portcullisctl" -s "$WORK/ctl.sock" stats --json 2>/dev/null \
-    | python3 -c "import json,sys; s=json.load(sys.stdin); print(s['ports'][1]['tx_packets'], s['uptime_secs'])") || break
-  set -- $line
-  if [ -n "$prev" ]; then python3 -c "print(int(($1-$prev)/($2-$prev_t)))" >> "$WORK/pc.rates"; fi
-  prev=$1; prev_t=$2
-done
-wait "$PC" || true
-tail -n +2 "$WORK/pc.rates" > "$WORK/pc.rates2" || true
-PCR=$(median < "$WORK/pc.rates2")
-grep -E "^(drops|flows)" "$WORK/pc.log" || true
+  "$ROOT/target/release/portcullisd" --config "$WORK/bench.toml" > "$WORK/pc.log" 2>&1 &
+  local pc=$! prev="" prev_t=""
+  for _ in $(seq 1 100); do "$ROOT/target/release/portcullisctl" -s "$WORK/ctl.sock" status >/dev/null 2>&1 && break; sleep 0.1; done
+  : > "$WORK/pc.rates"
+  for _ in $(seq 1 "$SECS"); do
+    sleep 1
+    line=$("$ROOT/target/release/portcullisctl" -s "$WORK/ctl.sock" stats --json 2>/dev/null \
+      | python3 -c "import json,sys; s=json.load(sys.stdin); print(s['ports'][1]['tx_packets'], s['uptime_secs'])") || break
+    set -- $line
+    if [ -n "$prev" ]; then python3 -c "print(int(($1-$prev)/($2-$prev_t)))" >> "$WORK/pc.rates"; fi
+    prev=$1; prev_t=$2
+  done
+  wait "$pc" || true
+  grep -E "^(drops|flows)" "$WORK/pc.log" || true
+  # Skip the first interval (warm-up).
+  tail -n +2 "$WORK/pc.rates" | median
+}
+PC_BYPASS=$(run_portcullisd bypass | tee /dev/stderr | tail -1)
+PC_INSPECT=$(run_portcullisd inspect | tee /dev/stderr | tail -1)
 
-python3 - "$TP" "$PCR" "$TSC_HZ" <<'PY'
+python3 - "$TP" "$PC_BYPASS" "$PC_INSPECT" "$TSC_HZ" <<'PY'
 import sys
-tp, pc, hz = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-print(f"testpmd     : {tp/1e6:6.2f} Mpps  ({hz/tp if tp else 0:6.1f} cycles/packet at {hz/1e9:.2f} GHz)")
-print(f"portcullisd : {pc/1e6:6.2f} Mpps  ({hz/pc if pc else 0:6.1f} cycles/packet)")
-print(f"ratio portcullisd/testpmd: {pc/tp if tp else 0:.3f}   (goal >= 0.8)")
+tp, byp, insp, hz = (float(x) for x in sys.argv[1:5])
+def line(name, r):
+    print(f"{name:<28}: {r/1e6:6.2f} Mpps  ({hz/r if r else 0:6.1f} cycles/packet at {hz/1e9:.2f} GHz)")
+line("dpdk-testpmd io", tp)
+line("portcullisd bypass", byp)
+line("portcullisd inspect", insp)
+print(f"ratio bypass/testpmd : {byp/tp if tp else 0:.3f}   (goal >= 0.8: the forwarding path)")
+print(f"ratio inspect/testpmd: {insp/tp if tp else 0:.3f}   (parse + flow accounting per frame)")
 PY

@@ -181,6 +181,18 @@ pub struct EngineSection {
     pub fragments: ActionSetting,
     #[serde(default = "default_flow_capacity")]
     pub flow_capacity: usize,
+    #[serde(default)]
+    pub mode: EngineMode,
+}
+
+/// `inspect`: parse, classify and track every frame (the appliance's job). `bypass`: forward
+/// every frame between paired ports untouched (fail-open troubleshooting; I/O baseline).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineMode {
+    #[default]
+    Inspect,
+    Bypass,
 }
 
 impl Default for EngineSection {
@@ -190,6 +202,7 @@ impl Default for EngineSection {
             non_ip: ActionSetting::Forward,
             fragments: ActionSetting::Forward,
             flow_capacity: default_flow_capacity(),
+            mode: EngineMode::Inspect,
         }
     }
 }
@@ -211,6 +224,7 @@ impl EngineSection {
             non_ip: self.non_ip.into(),
             fragments: self.fragments.into(),
             flow_capacity: self.flow_capacity,
+            bypass: self.mode == EngineMode::Bypass,
         }
     }
 }
@@ -417,21 +431,26 @@ fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
     let mut key = String::new();
     let mut location = String::new();
     if let Some(span) = e.span() {
-        let before = &text[..span.start.min(text.len())];
-        let line = before.lines().count().max(1);
-        location = format!("line {line}: ");
-        let table = before
+        let start = span.start.min(text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_no = text[..start].matches('\n').count() + 1;
+        location = format!("line {line_no}: ");
+        let line = text[line_start..].lines().next().unwrap_or("").trim();
+        // The span may point at the key or at its value: the key is what precedes '=' on the line.
+        let here = if line.starts_with('[') {
+            line.trim_matches(|c| c == '[' || c == ']').trim()
+        } else {
+            line.split('=').next().unwrap_or("").trim()
+        };
+        let table = text[..line_start]
             .lines()
             .rev()
             .map(str::trim)
             .find(|l| l.starts_with('['))
             .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-        let here = text[span.clone()].split('=').next().unwrap_or("").trim();
-        let here = here.trim_matches(|c| c == '[' || c == ']').trim();
         key = match table {
-            Some(t) if !here.is_empty() && !here.starts_with(&t) => format!("{t}.{here}"),
-            Some(t) => t,
-            None => here.to_string(),
+            Some(t) if !line.starts_with('[') && !here.is_empty() => format!("{t}.{here}"),
+            _ => here.to_string(),
         };
     }
     ConfigError {

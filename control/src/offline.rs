@@ -70,6 +70,9 @@ pub struct ReadSummary {
     pub packets_in_file: u64,
     /// Frames whose link layer we cannot turn into Ethernet (counted, not processed).
     pub unsupported_link: u64,
+    /// Set when the file is damaged after some packets: what was read before is still
+    /// processed and counted; this says where and why reading stopped.
+    pub damaged: Option<String>,
 }
 
 /// Runs the capture; returns the engine counters and the read summary.
@@ -193,7 +196,7 @@ fn worker(
     for mut batch in rx.iter() {
         let mut out = if writing { free_rx.recv().ok() } else { None };
         for (frame, ts) in batch.iter() {
-            if engine.process(frame, PORT_CAPTURE, None) == Verdict::Forward {
+            if engine.process(frame, PORT_CAPTURE) == Verdict::Forward {
                 stats.tx_packets[PORT_OUTPUT].inc();
                 stats.tx_bytes[PORT_OUTPUT].add(frame.len() as u64);
                 if let Some(o) = out.as_mut() {
@@ -237,6 +240,7 @@ fn read_capture(
     let toeplitz = Toeplitz::new(&SYMMETRIC_RSS_KEY);
     let mut pending: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
     let mut summary = ReadSummary::default();
+    let mut scratch: Vec<u8> = Vec::with_capacity(65_536);
 
     let mut dispatch = |link: DataLink,
                         data: &[u8],
@@ -251,13 +255,18 @@ fn read_capture(
         let payload = &data[prefix.skip..];
         let mut w = 0;
         if n > 1 {
-            // Hash on the normalised frame exactly as a worker would see it.
-            let mut frame = [0u8; 128];
-            let head = prefix.header.len() + payload.len().min(128 - prefix.header.len());
-            frame[..prefix.header.len()].copy_from_slice(prefix.header);
-            frame[prefix.header.len()..head]
-                .copy_from_slice(&payload[..head - prefix.header.len()]);
-            if let Ok(p) = parse_frame(&frame[..head]) {
+            // Hash the whole normalised frame exactly as a worker will see it (a truncated copy
+            // would fail length checks and split flows across workers). Frames that need a
+            // synthetic header are assembled in a scratch buffer reused for every frame.
+            let frame: &[u8] = if prefix.header.is_empty() {
+                payload
+            } else {
+                scratch.clear();
+                scratch.extend_from_slice(prefix.header);
+                scratch.extend_from_slice(payload);
+                &scratch
+            };
+            if let Ok(p) = parse_frame(frame) {
                 w = shard_of(toeplitz.hash_l3l4(&p), n);
             }
         }
@@ -284,13 +293,31 @@ fn read_capture(
         Capture::Pcap(r) => {
             let link = r.header().datalink;
             while let Some(pkt) = r.next_packet() {
-                let pkt = pkt.map_err(|e| ctx(&e))?;
-                dispatch(link, &pkt.data, pkt.timestamp, &mut summary)?;
+                match pkt {
+                    Ok(pkt) => dispatch(link, &pkt.data, pkt.timestamp, &mut summary)?,
+                    Err(e) => {
+                        summary.damaged = Some(format!(
+                            "damaged after packet {}: {e}",
+                            summary.packets_in_file
+                        ));
+                        break;
+                    }
+                }
             }
         }
         Capture::PcapNg(r, links) => {
             while let Some(block) = r.next_block() {
-                match block.map_err(|e| ctx(&e))? {
+                let block = match block {
+                    Ok(b) => b,
+                    Err(e) => {
+                        summary.damaged = Some(format!(
+                            "damaged after packet {}: {e}",
+                            summary.packets_in_file
+                        ));
+                        break;
+                    }
+                };
+                match block {
                     Block::InterfaceDescription(idb) => links.push(idb.linktype),
                     Block::EnhancedPacket(epb) => {
                         let link = links

@@ -29,6 +29,10 @@ pub struct EngineConfig {
     pub fragments: Action,
     /// Flows per worker table, preallocated.
     pub flow_capacity: usize,
+    /// Forward every frame between paired ports without parsing or tracking it (counted as rx
+    /// and tx only): the fail-open switch an operator flips to tell whether inspection is the
+    /// problem, and the baseline of the I/O path in benchmarks.
+    pub bypass: bool,
 }
 
 impl Default for EngineConfig {
@@ -38,8 +42,27 @@ impl Default for EngineConfig {
             non_ip: Action::Forward,
             fragments: Action::Forward,
             flow_capacity: 65_536,
+            bypass: false,
         }
     }
+}
+
+/// The largest burst `process_burst` takes.
+pub const MAX_BURST: usize = 32;
+
+/// A frame classified by stage 1 of a burst.
+enum Classified {
+    Done(Verdict),
+    Flow(FlowKey, bool),
+}
+
+/// A frame waiting for the flow stage.
+#[derive(Clone, Copy, Default)]
+struct Pending {
+    active: bool,
+    lo_to_hi: bool,
+    hash: u64,
+    key: FlowKey,
 }
 
 /// The engine's decision for one frame.
@@ -67,6 +90,12 @@ impl Engine {
         }
     }
 
+    /// Whether the engine forwards everything untouched (`mode = "bypass"`).
+    #[inline(always)]
+    pub fn bypass(&self) -> bool {
+        self.config.bypass
+    }
+
     pub fn stats(&self) -> &Arc<WorkerStats> {
         &self.stats
     }
@@ -85,42 +114,101 @@ impl Engine {
         }
     }
 
-    /// Processes one frame that arrived on port index `port`. `hash` is the NIC's RSS hash when it
-    /// has one (computed with the same symmetric key), else the engine computes it.
+    /// Processes one frame that arrived on port index `port`.
     #[inline]
-    pub fn process(&mut self, frame: &[u8], port: usize, hash: Option<u32>) -> Verdict {
-        let len = frame.len() as u64;
+    pub fn process(&mut self, frame: &[u8], port: usize) -> Verdict {
+        if self.config.bypass {
+            self.stats.rx_packets[port].inc();
+            self.stats.rx_bytes[port].add(frame.len() as u64);
+            return Verdict::Forward;
+        }
+        match self.classify(frame, port) {
+            Classified::Done(v) => v,
+            Classified::Flow(key, lo_to_hi) => {
+                self.account(&key, self.flows.hash(&key), lo_to_hi, frame.len())
+            }
+        }
+    }
+
+    /// Processes a burst stage by stage, as VPP does: classify every frame and hash its flow key,
+    /// prefetch every flow slot, then update the flows. The slot loads of one burst overlap
+    /// instead of stalling one after another. `frames`, `ports` and `verdicts` have equal lengths
+    /// of at most `MAX_BURST`.
+    #[inline]
+    pub fn process_burst(&mut self, frames: &[&[u8]], ports: &[usize], verdicts: &mut [Verdict]) {
+        let n = frames.len().min(MAX_BURST);
+        if self.config.bypass {
+            for i in 0..n {
+                self.stats.rx_packets[ports[i]].inc();
+                self.stats.rx_bytes[ports[i]].add(frames[i].len() as u64);
+                verdicts[i] = Verdict::Forward;
+            }
+            return;
+        }
+        let mut pending = [Pending::default(); MAX_BURST];
+        for i in 0..n {
+            match self.classify(frames[i], ports[i]) {
+                Classified::Done(v) => verdicts[i] = v,
+                Classified::Flow(key, lo_to_hi) => {
+                    let hash = self.flows.hash(&key);
+                    self.flows.prefetch(hash);
+                    pending[i] = Pending {
+                        active: true,
+                        lo_to_hi,
+                        hash,
+                        key,
+                    };
+                }
+            }
+        }
+        for i in 0..n {
+            let p = &pending[i];
+            if p.active {
+                verdicts[i] = self.account(&p.key, p.hash, p.lo_to_hi, frames[i].len());
+            }
+        }
+    }
+
+    /// Counts the frame, parses it and applies the per-class policy; a frame that belongs to a
+    /// flow comes back with its key for the flow stage.
+    #[inline(always)]
+    fn classify(&mut self, frame: &[u8], port: usize) -> Classified {
         self.stats.rx_packets[port].inc();
-        self.stats.rx_bytes[port].add(len);
+        self.stats.rx_bytes[port].add(frame.len() as u64);
 
         let p = match parse_frame(frame) {
             Ok(p) => p,
             Err(e) => {
                 self.stats.parse_errors[e.index()].inc();
-                return match self.config.malformed {
+                return Classified::Done(match self.config.malformed {
                     Action::Forward => Verdict::Forward,
                     Action::Drop => self.drop(DropReason::Malformed),
-                };
+                });
             }
         };
         if p.l3 == L3::Other {
             self.stats.non_ip.inc();
-            return match self.config.non_ip {
+            return Classified::Done(match self.config.non_ip {
                 Action::Forward => Verdict::Forward,
                 Action::Drop => self.drop(DropReason::NonIp),
-            };
+            });
         }
         if p.fragment != Fragment::None {
             self.stats.fragments.inc();
             if self.config.fragments == Action::Drop {
-                return self.drop(DropReason::Fragment);
+                return Classified::Done(self.drop(DropReason::Fragment));
             }
         }
-        let Some(key) = FlowKey::from_parsed(&p) else {
-            return Verdict::Forward;
-        };
-        let hash = hash.unwrap_or_else(|| self.toeplitz.hash_l3l4(&p));
-        match self.flows.record(&key, hash, key.is_lo_to_hi(&p), len) {
+        match FlowKey::from_parsed_directed(&p) {
+            Some((key, lo_to_hi)) => Classified::Flow(key, lo_to_hi),
+            None => Classified::Done(Verdict::Forward),
+        }
+    }
+
+    /// The flow stage: record the frame in its flow.
+    #[inline(always)]
+    fn account(&mut self, key: &FlowKey, hash: u64, lo_to_hi: bool, len: usize) -> Verdict {
+        match self.flows.record_hashed(key, hash, lo_to_hi, len as u64) {
             Recorded::Existing => {}
             Recorded::Created => {
                 self.stats.flows_created.inc();

@@ -3,11 +3,13 @@
 //! burst out, free what the PMD did not take, and count it.
 //!
 //! Owns: its queues, its tx buffers, its engine (flow table, counters). Never touches another
-//! worker's state; talks to other workers only through `rte_ring`s of mbufs.
+//! worker's state; talks to other workers only through `rte_ring`s of mbufs. Reads each mbuf's
+//! header once per pass through the worker: measured at ~40 cycles/packet when it read them
+//! three times (frame view, tx byte count, prefetch).
 
-use crate::dpdk::{Burst, Mbuf, Port, Ring, BURST_SIZE};
+use crate::dpdk::{Burst, Port, Ring, BURST_SIZE};
 use crate::engine::{Engine, Verdict};
-use crate::stats::{DropReason, MAX_PORTS};
+use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ pub enum IdleMode {
     Adaptive,
 }
 
-/// Empty polls before the adaptive mode first sleeps: ~10 µs of spinning keeps latency low
+/// Empty polls before the adaptive mode first sleeps: a few µs of spinning keeps latency low
 /// under bursty load.
 const IDLE_SPIN_POLLS: u32 = 256;
 /// Sleep lengths: short at first, longer once idle for a while (a sleeping worker adds at most
@@ -63,6 +65,14 @@ pub fn shard_of(hash: u32, workers: usize) -> usize {
     hash as usize % workers
 }
 
+/// Frames waiting for one port's tx queue, with their byte count (known when they were read,
+/// so that counting them never touches the mbufs again).
+#[derive(Default)]
+struct TxBuffer {
+    burst: Burst,
+    bytes: u64,
+}
+
 /// Runs the loop until `stop` is set, then drains and returns.
 pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
     let nports = ctx.ports.len();
@@ -71,7 +81,7 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
         "port count checked by config validation"
     );
     let mut rx = Burst::default();
-    let mut tx: [Burst; MAX_PORTS] = Default::default();
+    let mut tx: [TxBuffer; MAX_PORTS] = Default::default();
     let mut steer_out: Vec<Burst> = (0..ctx.rings.len()).map(|_| Burst::default()).collect();
     let mut empty_streak: u32 = 0;
     let stats = engine.stats().clone();
@@ -87,7 +97,7 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
             if src.steer && ctx.workers > 1 {
                 steer(&ctx, engine, &mut rx, &mut steer_out);
             }
-            process_burst(&ctx, engine, &mut rx, &mut tx, src.port);
+            process_burst(&ctx, engine, &mut rx, &mut tx, Some(src.port));
         }
         if !ctx.rings.is_empty() {
             // Steered frames: the port they arrived on travels in the mbuf.
@@ -95,11 +105,11 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
             if n > 0 {
                 got += n;
                 stats.steered_in.add(n as u64);
-                process_steered(&ctx, engine, &mut rx, &mut tx);
+                process_burst(&ctx, engine, &mut rx, &mut tx, None);
             }
         }
         for (p, b) in tx.iter_mut().enumerate().take(nports) {
-            flush(&ctx, engine, b, p);
+            flush(&ctx, &stats, b, p);
         }
 
         stats.polls.inc();
@@ -119,7 +129,7 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
         }
     }
     for (p, b) in tx.iter_mut().enumerate().take(nports) {
-        flush(&ctx, engine, b, p);
+        flush(&ctx, &stats, b, p);
     }
     for b in &mut steer_out {
         let n = b.free_all();
@@ -131,13 +141,10 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
 fn steer(ctx: &WorkerContext<'_>, engine: &Engine, rx: &mut Burst, out: &mut [Burst]) {
     let mut mine = Burst::default();
     let stats = engine.stats();
-    rx.drain(|mut m| {
+    rx.drain(|m| {
         // Non-IP and malformed frames have no flow: the polling worker handles them itself.
-        let owner = match engine.flow_hash(m.data()) {
-            Some(h) => {
-                m.set_rss_hash(h);
-                shard_of(h, ctx.workers)
-            }
+        let owner = match m.rss_hash().or_else(|| engine.flow_hash(m.data())) {
+            Some(h) => shard_of(h, ctx.workers),
             None => ctx.index,
         };
         if owner == ctx.index {
@@ -146,99 +153,103 @@ fn steer(ctx: &WorkerContext<'_>, engine: &Engine, rx: &mut Burst, out: &mut [Bu
             let b = &mut out[owner];
             b.push(m);
             if b.is_full() {
-                let n = ctx.rings[owner].enqueue(b);
-                stats.steered_out.add(n as u64);
-                let lost = b.free_all();
-                stats.drops[DropReason::SteerRingFull.index()].add(lost as u64);
+                enqueue_steered(ctx, stats, b, owner);
             }
         }
     });
     for (owner, b) in out.iter_mut().enumerate() {
-        if !b.is_empty() {
-            let n = ctx.rings[owner].enqueue(b);
-            stats.steered_out.add(n as u64);
-            let lost = b.free_all();
-            stats.drops[DropReason::SteerRingFull.index()].add(lost as u64);
-        }
+        enqueue_steered(ctx, stats, b, owner);
     }
     std::mem::swap(rx, &mut mine);
 }
 
+fn enqueue_steered(ctx: &WorkerContext<'_>, stats: &WorkerStats, b: &mut Burst, owner: usize) {
+    if b.is_empty() {
+        return;
+    }
+    let n = ctx.rings[owner].enqueue(b);
+    stats.steered_out.add(n as u64);
+    let lost = b.free_all();
+    stats.drops[DropReason::SteerRingFull.index()].add(lost as u64);
+}
+
+/// Runs a burst through the engine and sends each frame to the peer of the port it came in on.
+/// `port` is the rx port of the whole burst, or `None` for steered frames from several ports.
 #[inline(always)]
 fn process_burst(
     ctx: &WorkerContext<'_>,
     engine: &mut Engine,
     rx: &mut Burst,
-    tx: &mut [Burst; MAX_PORTS],
-    port: usize,
+    tx: &mut [TxBuffer; MAX_PORTS],
+    port: Option<usize>,
 ) {
-    // Stage 1: prefetch every frame's first line, so stage 2 does not stall on each.
-    for m in rx.mbufs() {
-        m.prefetch_data();
-    }
-    let out = ctx.peer[port];
-    rx.drain(|m| {
-        let verdict = engine.process(m.data(), port, m.rss_hash());
-        forward_or_drop(ctx, engine, tx, out, m, verdict);
-    });
-}
-
-fn process_steered(
-    ctx: &WorkerContext<'_>,
-    engine: &mut Engine,
-    rx: &mut Burst,
-    tx: &mut [Burst; MAX_PORTS],
-) {
-    for m in rx.mbufs() {
-        m.prefetch_data();
-    }
-    rx.drain(|m| {
-        let port = port_index(ctx, m.port());
-        let verdict = engine.process(m.data(), port, m.rss_hash());
-        forward_or_drop(ctx, engine, tx, ctx.peer[port], m, verdict);
-    });
-}
-
-#[inline(always)]
-fn forward_or_drop(
-    ctx: &WorkerContext<'_>,
-    engine: &Engine,
-    tx: &mut [Burst; MAX_PORTS],
-    out: usize,
-    m: Mbuf,
-    v: Verdict,
-) {
-    match v {
-        Verdict::Forward => {
-            let b = &mut tx[out];
-            b.push(m);
-            if b.is_full() {
-                flush(ctx, engine, b, out);
+    let n = rx.len();
+    let mut ports = [0usize; BURST_SIZE];
+    let mut lens = [0u32; BURST_SIZE];
+    let mut verdicts = [Verdict::Forward; BURST_SIZE];
+    {
+        let mbufs = rx.mbufs();
+        let mut frames: [&[u8]; BURST_SIZE] = [&[]; BURST_SIZE];
+        if !engine.bypass() {
+            // Prefetch every frame's first line before the engine parses any of them.
+            for m in mbufs {
+                m.prefetch_data();
             }
         }
-        Verdict::Drop(_) => drop(m),
+        for (i, m) in mbufs.iter().enumerate() {
+            frames[i] = m.data();
+            lens[i] = frames[i].len() as u32;
+            ports[i] = port.unwrap_or_else(|| port_index(ctx, m.port()));
+        }
+        engine.process_burst(&frames[..n], &ports[..n], &mut verdicts[..n]);
     }
+
+    // The common case on a bump in the wire: the whole burst passes to one port whose buffer is
+    // empty. Hand the array over as it is, as testpmd's io mode does.
+    if let Some(p) = port {
+        let out = ctx.peer[p];
+        if tx[out].burst.is_empty() && verdicts[..n].iter().all(|v| *v == Verdict::Forward) {
+            std::mem::swap(&mut tx[out].burst, rx);
+            tx[out].bytes = lens[..n].iter().map(|&l| l as u64).sum();
+            return;
+        }
+    }
+    let mut i = 0;
+    rx.drain(|m| {
+        let (out, len, v) = (ctx.peer[ports[i]], lens[i], verdicts[i]);
+        i += 1;
+        match v {
+            Verdict::Forward => {
+                let b = &mut tx[out];
+                b.burst.push(m);
+                b.bytes += len as u64;
+                if b.burst.is_full() {
+                    flush(ctx, engine.stats(), b, out);
+                }
+            }
+            Verdict::Drop(_) => drop(m),
+        }
+    });
 }
 
 /// Sends a tx buffer; what the PMD does not take is freed and counted as `tx_full`.
 #[inline(always)]
-fn flush(ctx: &WorkerContext<'_>, engine: &Engine, b: &mut Burst, port: usize) {
-    if b.is_empty() {
+fn flush(ctx: &WorkerContext<'_>, stats: &WorkerStats, b: &mut TxBuffer, port: usize) {
+    if b.burst.is_empty() {
         return;
     }
-    let bytes: u64 = b.mbufs().iter().map(|m| m.data().len() as u64).sum();
-    let want = b.len();
-    let sent = ctx.ports[port].tx_burst(ctx.tx_queue, b);
-    let stats = engine.stats();
+    let want = b.burst.len();
+    let sent = ctx.ports[port].tx_burst(ctx.tx_queue, &mut b.burst);
     stats.tx_packets[port].add(sent as u64);
-    if sent == want {
-        stats.tx_bytes[port].add(bytes);
-    } else {
-        let unsent_bytes: u64 = b.mbufs().iter().map(|m| m.data().len() as u64).sum();
-        stats.tx_bytes[port].add(bytes - unsent_bytes);
-        let lost = b.free_all();
+    if sent < want {
+        // Rare: count what was not sent, then free it.
+        let unsent: u64 = b.burst.mbufs().iter().map(|m| m.data().len() as u64).sum();
+        b.bytes -= unsent;
+        let lost = b.burst.free_all();
         stats.drops[DropReason::TxFull.index()].add(lost as u64);
     }
+    stats.tx_bytes[port].add(b.bytes);
+    b.bytes = 0;
 }
 
 /// Maps a DPDK port id (from a steered mbuf) back to the runtime's port index.
@@ -247,4 +258,4 @@ fn port_index(ctx: &WorkerContext<'_>, id: u16) -> usize {
     ctx.ports.iter().position(|p| p.id() == id).unwrap_or(0)
 }
 
-const _: () = assert!(BURST_SIZE <= u16::MAX as usize);
+const _: () = assert!(BURST_SIZE <= crate::engine::MAX_BURST);

@@ -91,7 +91,14 @@ fn main() -> ExitCode {
                         summary.unsupported_link
                     );
                 }
-                finish(&snap, args.stats_json.as_ref())
+                let code = finish(&snap, args.stats_json.as_ref());
+                if let Some(d) = &summary.damaged {
+                    // Like tcpdump on a truncated file: everything readable was processed, and the
+                    // exit status says the file was not whole.
+                    eprintln!("portcullisd: --read {}: {d}", read.display());
+                    return ExitCode::from(3);
+                }
+                code
             }
             Err(e) => {
                 eprintln!("portcullisd: {e}");

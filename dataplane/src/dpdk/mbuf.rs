@@ -141,19 +141,6 @@ impl Mbuf {
         }
     }
 
-    /// Records a software-computed flow hash in the mbuf as if the NIC had computed it, so the
-    /// worker that receives a steered frame does not hash it again.
-    #[inline(always)]
-    pub fn set_rss_hash(&mut self, hash: u32) {
-        // SAFETY: self owns the mbuf exclusively (&mut self); writing the rss member of the hash
-        // union and the flag that says it is valid keeps the mbuf consistent.
-        unsafe {
-            let m = self.ptr.as_mut();
-            m.__bindgen_anon_2.hash.rss = hash;
-            m.ol_flags |= RX_RSS_HASH;
-        }
-    }
-
     /// Prefetches the first cache line of the frame data, for the next packets of a burst.
     #[inline(always)]
     pub fn prefetch_data(&self) {

@@ -55,6 +55,20 @@ impl fmt::Display for DpdkError {
 
 impl std::error::Error for DpdkError {}
 
+/// Hints the CPU to fetch the cache line holding `r` (for bulk lookups: prefetch every entry a
+/// burst will touch, then touch them). A hint only: it never faults and changes no value.
+#[inline(always)]
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch never dereferences architecturally; `r` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(r as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 /// The version string of the DPDK library linked at run time, e.g. "DPDK 22.11.11".
 pub fn version() -> String {
     // SAFETY: rte_version returns a pointer to a static NUL-terminated string; callable before EAL init.
