@@ -85,6 +85,10 @@ pub struct DataplaneConfig {
     pub steer_ring_size: u32,
     #[serde(default)]
     pub idle: IdleSetting,
+    /// Let workers run on the control core too. For labs and CI on machines with fewer cores
+    /// than workers + 1 (it needs `idle = "adaptive"`); never on production hardware.
+    #[serde(default)]
+    pub share_control_core: bool,
 }
 
 impl Default for DataplaneConfig {
@@ -98,6 +102,7 @@ impl Default for DataplaneConfig {
             tx_desc: default_desc(),
             steer_ring_size: default_ring(),
             idle: IdleSetting::Busy,
+            share_control_core: false,
         }
     }
 }
@@ -302,7 +307,7 @@ impl Config {
                     format!("core {c} is listed twice"),
                 ));
             }
-            if c == dp.control_core {
+            if c == dp.control_core && !dp.share_control_core {
                 return Err(err(
                     "dataplane.worker_cores".into(),
                     format!("core {c} is also dataplane.control_core: the control thread needs a core of its own"),
@@ -326,6 +331,12 @@ impl Config {
                     dp.control_core,
                     ncpu - 1
                 ),
+            ));
+        }
+        if dp.share_control_core && dp.idle != IdleSetting::Adaptive {
+            return Err(err(
+                "dataplane.share_control_core".into(),
+                "needs idle = \"adaptive\": a busy-polling worker would starve the control thread on its core".into(),
             ));
         }
         if !dp.steer_ring_size.is_power_of_two() {

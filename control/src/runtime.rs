@@ -71,8 +71,16 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
         // Several workers share a port by RSS when the device has it; otherwise the port has one
         // rx queue and the worker polling it steers frames to their owners in software.
         let rss = nworkers > 1 && info.rss_offloads != 0 && info.max_rx_queues as usize >= nworkers;
+        // Without RSS, every rx queue the device offers is opened and polled (af_packet with
+        // qpairs=N fans frames out over N sockets by the kernel's own, asymmetric hash: an
+        // unpolled queue would lose its share), and whoever polls a queue steers.
+        let rx_queues = if rss {
+            nworkers as u16
+        } else {
+            info.max_rx_queues.clamp(1, nworkers as u16)
+        };
         let setup = PortSetup {
-            rx_queues: if rss { nworkers as u16 } else { 1 },
+            rx_queues,
             tx_queues: nworkers as u16,
             rx_desc: dp.rx_desc,
             tx_desc: dp.tx_desc,
@@ -110,7 +118,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
     }
     let peer = cfg.peers();
 
-    let steering = nworkers > 1 && ports.iter().any(|p| p.rx_queues() == 1);
+    let steering = nworkers > 1 && ports.iter().any(|p| !p.rss_enabled());
     let rings: Vec<Ring> = if steering {
         (0..nworkers)
             .map(|w| Ring::new(&format!("pc_steer_{w}"), dp.steer_ring_size, -1))
@@ -120,23 +128,22 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
         Vec::new()
     };
 
-    // Who polls what: queue q of an RSS port belongs to worker q; a single-queue port is polled
-    // by one worker (spread round-robin), which steers.
+    // Who polls what: queue q of an RSS port belongs to worker q, and the NIC's symmetric hash
+    // already put each flow on its owner's queue. The queues of a port without RSS are spread
+    // over the workers (a single queue goes to worker port_index % workers) and their pollers
+    // steer each frame to its owner.
     let mut rx_plan: Vec<Vec<RxSource>> = vec![Vec::new(); nworkers];
     for (i, p) in ports.iter().enumerate() {
-        if p.rx_queues() as usize == nworkers && nworkers > 1 {
-            for (w, plan) in rx_plan.iter_mut().enumerate() {
-                plan.push(RxSource {
-                    port: i,
-                    queue: w as u16,
-                    steer: false,
-                });
-            }
-        } else {
-            rx_plan[i % nworkers].push(RxSource {
+        for q in 0..p.rx_queues() {
+            let w = if p.rss_enabled() {
+                q as usize
+            } else {
+                (i + q as usize) % nworkers
+            };
+            rx_plan[w].push(RxSource {
                 port: i,
-                queue: 0,
-                steer: nworkers > 1,
+                queue: q,
+                steer: !p.rss_enabled() && nworkers > 1,
             });
         }
     }

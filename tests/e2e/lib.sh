@@ -60,23 +60,26 @@ lab_up() {
 }
 
 # Writes a config for the lab to $WORK/lab.toml and starts portcullisd on it.
+# WORKERS_TOML replaces the worker lines of [dataplane]; AFP_ARGS are extra net_af_packet args.
+WORKERS_TOML=${WORKERS_TOML:-'worker_cores = [1]'}
+AFP_ARGS=${AFP_ARGS:-}
 start_portcullisd() {
   cat > "$WORK/lab.toml" <<TOML
 [eal]
 args = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "pc-e2e", "--log-level", "lib.eal:warning"]
 [dataplane]
 control_core = 0
-worker_cores = [1]
+$WORKERS_TOML
 mbufs = 8191
 idle = "adaptive"
 [[ports]]
 name = "inside"
 device = "net_af_packet0"
-vdev_args = "iface=pce-in,framecnt=4096"
+vdev_args = "iface=pce-in,framecnt=4096$AFP_ARGS"
 [[ports]]
 name = "outside"
 device = "net_af_packet1"
-vdev_args = "iface=pce-out,framecnt=4096"
+vdev_args = "iface=pce-out,framecnt=4096$AFP_ARGS"
 [[pairs]]
 inside = "inside"
 outside = "outside"

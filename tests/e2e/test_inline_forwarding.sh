@@ -106,6 +106,22 @@ echo "appliance inside tx $in_tx, client received $cl_rx (+ $lost_to_cl dropped 
 [ "$out_rx" -gt 5000 ] || fail "too few frames counted ($out_rx) from the server for an 8 MB download"
 [ "$flows" -ge 2 ] || fail "expected at least the ICMP and TCP flows, got $flows"
 
+if [ "${CHECK_STEERING:-0}" = 1 ]; then
+  # Two workers, ports without RSS: each frame's poller hashed it and handed it, through a ring,
+  # to the worker owning its flow. Every steered frame was received, and flows were not split
+  # (a split flow would be created in both workers' tables).
+  nw=$(json_get "$WORK/stats.json" "len(s['workers'])")
+  out=$(json_get "$WORK/stats.json" "sum(w['steered_out'] for w in s['workers'])")
+  inn=$(json_get "$WORK/stats.json" "sum(w['steered_in'] for w in s['workers'])")
+  busy=$(json_get "$WORK/stats.json" "sum(1 for w in s['workers'] if w['rx_packets'] > 0)")
+  echo "workers $nw, steered out $out, steered in $inn, workers that processed frames: $busy"
+  [ "$nw" = 2 ] || fail "expected 2 workers, got $nw"
+  [ "$out" -gt 0 ] || fail "no frame was steered between workers"
+  [ "$out" = "$inn" ] || fail "steered out $out but in $inn"
+  [ "$busy" = 2 ] || fail "only $busy worker(s) processed frames"
+  [ "$flows" -le 4 ] || fail "$flows flows for one ping and one download: a flow was split across workers"
+fi
+
 log "SIGTERM: clean stop with final counters"
 kill -TERM "$PCD_PID"
 for _ in $(seq 1 50); do kill -0 "$PCD_PID" 2>/dev/null || break; sleep 0.1; done
