@@ -38,7 +38,9 @@ impl FlowKey {
         proto: u8,
         is_ipv6: bool,
     ) -> (FlowKey, bool) {
-        let lo_to_hi = (src, src_port) <= (dst, dst_port);
+        // Big-endian u128 order is byte-lexicographic order, compared in two instructions
+        // instead of a byte loop.
+        let lo_to_hi = (u128::from_be_bytes(src), src_port) <= (u128::from_be_bytes(dst), dst_port);
         let ((lo_addr, lo_port), (hi_addr, hi_port)) = if lo_to_hi {
             ((src, src_port), (dst, dst_port))
         } else {

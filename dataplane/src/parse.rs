@@ -301,6 +301,14 @@ pub fn parse_quoted(quoted: &[u8], l3: L3) -> Result<ParsedPacket, ParseError> {
     Ok(p)
 }
 
+/// An IPv4 address in the first 4 bytes of 16, built in a register and stored at once: a 4-byte
+/// store followed by the 16-byte load of the flow key stalls store forwarding (measured ~10
+/// cycles/packet).
+#[inline(always)]
+fn widen_v4(a: [u8; 4]) -> [u8; 16] {
+    (u32::from_le_bytes(a) as u128).to_le_bytes()
+}
+
 #[inline]
 fn parse_ipv4(
     bytes: &[u8],
@@ -314,8 +322,8 @@ fn parse_ipv4(
     }
     .map_err(ipv4_error)?;
     p.l3 = L3::Ipv4;
-    p.src[..4].copy_from_slice(&ip.src_addr());
-    p.dst[..4].copy_from_slice(&ip.dst_addr());
+    p.src = widen_v4(ip.src_addr());
+    p.dst = widen_v4(ip.dst_addr());
     p.proto = ip.protocol();
     p.fragment = if !ip.is_fragment() {
         Fragment::None
