@@ -58,11 +58,16 @@ pub struct WorkerContext<'a> {
     pub stop: &'a AtomicBool,
 }
 
-/// Which worker owns a flow: a pure function of the symmetric hash, so both directions, both
-/// appliances of a pair and every restart agree.
+/// Buckets of the shard function. NIC redirection tables (RETA) have 64, 128 or 512 entries, all
+/// multiples of 64; the NIC indexes its RETA with the hash's low bits, so programming entry i
+/// with `shard_of(i)` makes the NIC's queue choice equal `shard_of(hash)` exactly.
+pub const SHARD_BUCKETS: u32 = 64;
+
+/// Which worker owns a flow: a pure function of the symmetric hash, so both directions, software
+/// steering and NIC RSS, both appliances of a pair and every restart agree.
 #[inline(always)]
 pub fn shard_of(hash: u32, workers: usize) -> usize {
-    hash as usize % workers
+    (hash % SHARD_BUCKETS) as usize % workers
 }
 
 /// Frames waiting for one port's tx queue, with their byte count (known when they were read,
@@ -259,3 +264,33 @@ fn port_index(ctx: &WorkerContext<'_>, id: u16) -> usize {
 }
 
 const _: () = assert!(BURST_SIZE <= crate::engine::MAX_BURST);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_matches_a_reta_of_any_supported_size() {
+        // What a NIC does with a RETA programmed as `program_reta` does: entry i -> shard_of(i).
+        for workers in 1..=12 {
+            for reta_size in [64u32, 128, 512] {
+                let reta: Vec<usize> = (0..reta_size).map(|i| shard_of(i, workers)).collect();
+                for h in (0..2_000_000u32).map(|x| x.wrapping_mul(2_654_435_761)) {
+                    assert_eq!(reta[(h & (reta_size - 1)) as usize], shard_of(h, workers));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shards_are_balanced() {
+        for workers in 1..=8 {
+            let mut n = vec![0u32; workers];
+            for b in 0..SHARD_BUCKETS {
+                n[shard_of(b, workers)] += 1;
+            }
+            let (min, max) = (n.iter().min().unwrap(), n.iter().max().unwrap());
+            assert!(max - min <= 1, "{workers} workers: {n:?}");
+        }
+    }
+}

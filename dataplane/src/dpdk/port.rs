@@ -250,6 +250,9 @@ impl Port {
         if rc != 0 {
             return Err(DpdkError::new(format!("rte_eth_dev_start({name})"), rc));
         }
+        if rss {
+            program_reta(id, &name, setup.rx_queues)?;
+        }
         if setup.promiscuous {
             // A bump in the wire must see frames for every MAC. Some vdevs return -ENOTSUP and
             // are promiscuous anyway (pcap, null): not an error.
@@ -343,6 +346,39 @@ impl Port {
             rx_nombuf: s.rx_nombuf,
         }
     }
+}
+
+/// Fills the NIC's redirection table so that entry i sends to queue `shard_of(i, queues)`: the
+/// queue the NIC picks for a hash is then the worker that software steering would pick.
+fn program_reta(id: u16, name: &str, queues: u16) -> Result<(), DpdkError> {
+    let mut di = dpdk_sys::rte_eth_dev_info::default();
+    // SAFETY: valid port id and out-pointer.
+    unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut di) };
+    let size = di.reta_size as usize;
+    if size == 0 {
+        return Ok(()); // no RETA to program: the PMD spreads by its own rule
+    }
+    if size % crate::worker::SHARD_BUCKETS as usize != 0 || size > 64 * 8 {
+        return Err(DpdkError::new(
+            format!("port '{name}': RETA of {size} entries is not a multiple of 64 (up to 512): flows could split across workers"),
+            22,
+        ));
+    }
+    let mut conf = [dpdk_sys::rte_eth_rss_reta_entry64::default(); 8];
+    for i in 0..size {
+        let e = &mut conf[i / 64];
+        e.mask |= 1 << (i % 64);
+        e.reta[i % 64] = crate::worker::shard_of(i as u32, queues as usize) as u16;
+    }
+    // SAFETY: conf holds size/64 entries with valid masks; valid port id.
+    let rc = unsafe { dpdk_sys::rte_eth_dev_rss_reta_update(id, conf.as_mut_ptr(), size as u16) };
+    if rc != 0 {
+        return Err(DpdkError::new(
+            format!("rte_eth_dev_rss_reta_update({name})"),
+            rc,
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Port {
