@@ -266,6 +266,39 @@ pub struct RunConfig {
     pub max_duration_secs: u64,
 }
 
+/// Flows per worker: 2^26 (67 million) keeps the table's slot count within a u32 and its memory
+/// within reach of one NUMA node (about 10 GiB at 80 bytes a slot, two slots a flow).
+pub const MAX_FLOW_CAPACITY: usize = 1 << 26;
+
+/// The online CPUs (`/sys/devices/system/cpu/online`, e.g. "0-3,8-11"): cores isolated with
+/// `isolcpus=` are online though outside this process's affinity, which is what workers want.
+pub fn online_cpus() -> Vec<usize> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let mut ends = part.splitn(2, '-').map(|x| x.trim().parse::<usize>());
+        match (ends.next(), ends.next()) {
+            (Some(Ok(a)), None) => cpus.push(a),
+            (Some(Ok(a)), Some(Ok(b))) if a <= b => cpus.extend(a..=b),
+            _ => {}
+        }
+    }
+    if cpus.is_empty() {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        cpus.extend(0..n);
+    }
+    cpus
+}
+
+fn format_cpus(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -297,9 +330,16 @@ impl Config {
                 "at least one worker core is needed".into(),
             ));
         }
-        let ncpu = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let online = online_cpus();
+        let not_online = |key: &str, c: usize| {
+            err(
+                key.into(),
+                format!(
+                    "core {c} is not online on this machine (online: {})",
+                    format_cpus(&online)
+                ),
+            )
+        };
         for (i, &c) in dp.worker_cores.iter().enumerate() {
             if dp.worker_cores[..i].contains(&c) {
                 return Err(err(
@@ -313,25 +353,12 @@ impl Config {
                     format!("core {c} is also dataplane.control_core: the control thread needs a core of its own"),
                 ));
             }
-            if c >= ncpu {
-                return Err(err(
-                    "dataplane.worker_cores".into(),
-                    format!(
-                        "core {c} does not exist (this machine has cores 0..{})",
-                        ncpu - 1
-                    ),
-                ));
+            if !online.contains(&c) {
+                return Err(not_online("dataplane.worker_cores", c));
             }
         }
-        if dp.control_core >= ncpu {
-            return Err(err(
-                "dataplane.control_core".into(),
-                format!(
-                    "core {} does not exist (this machine has cores 0..{})",
-                    dp.control_core,
-                    ncpu - 1
-                ),
-            ));
+        if !online.contains(&dp.control_core) {
+            return Err(not_online("dataplane.control_core", dp.control_core));
         }
         if dp.share_control_core && dp.idle != IdleSetting::Adaptive {
             return Err(err(
@@ -339,11 +366,32 @@ impl Config {
                 "needs idle = \"adaptive\": a busy-polling worker would starve the control thread on its core".into(),
             ));
         }
-        if !dp.steer_ring_size.is_power_of_two() {
+        if !dp.steer_ring_size.is_power_of_two() || dp.steer_ring_size < 64 {
             return Err(err(
                 "dataplane.steer_ring_size".into(),
-                "must be a power of two".into(),
+                "must be a power of two, at least 64".into(),
             ));
+        }
+        // rte_mempool limits: the per-lcore cache is at most 512 and at most mbufs / 1.5.
+        if dp.mbuf_cache > 512 || dp.mbuf_cache as u64 * 3 > dp.mbufs as u64 * 2 {
+            return Err(err(
+                "dataplane.mbuf_cache".into(),
+                "must be at most 512 and at most dataplane.mbufs / 1.5".into(),
+            ));
+        }
+        for (i, a) in self.eal.args.iter().enumerate() {
+            let sets_cores = ["-l", "-c", "--lcores", "--main-lcore", "-s", "-S"]
+                .contains(&a.as_str())
+                || a.starts_with("--lcores=")
+                || a.starts_with("--main-lcore=");
+            if sets_cores {
+                return Err(err(
+                    format!("eal.args[{i}]"),
+                    format!(
+                        "'{a}': cores are set by dataplane.control_core and dataplane.worker_cores"
+                    ),
+                ));
+            }
         }
         if dp.mbufs < 1024 {
             return Err(err(
@@ -351,10 +399,10 @@ impl Config {
                 "must be at least 1024".into(),
             ));
         }
-        if self.engine.flow_capacity == 0 {
+        if self.engine.flow_capacity == 0 || self.engine.flow_capacity > MAX_FLOW_CAPACITY {
             return Err(err(
                 "engine.flow_capacity".into(),
-                "must be at least 1".into(),
+                format!("must be between 1 and {MAX_FLOW_CAPACITY} flows per worker"),
             ));
         }
         for (i, p) in self.ports.iter().enumerate() {
@@ -409,6 +457,20 @@ impl Config {
                     p.name
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// What running on DPDK needs beyond a valid file: at least one pair of ports. (`--read`
+    /// takes a config for its engine settings alone and does not need ports.)
+    pub fn check_runnable(&self, path: &Path) -> Result<(), ConfigError> {
+        if self.pairs.is_empty() {
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                key: "pairs".into(),
+                message: "no [[pairs]]: the appliance needs at least one pair of ports to run"
+                    .into(),
+            });
         }
         Ok(())
     }
@@ -532,12 +594,59 @@ mod tests {
     }
 
     #[test]
+    fn cores_and_eal_arguments_do_not_collide() {
+        let e = parse("[eal]\nargs = [\"--no-huge\", \"-l\", \"0-1\"]\n").unwrap_err();
+        assert_eq!(e.key, "eal.args[1]");
+        let e = parse("[dataplane]\nworker_cores = [4096]\n").unwrap_err();
+        assert!(e.message.contains("not online"), "{e}");
+    }
+
+    #[test]
+    fn pool_and_table_limits_name_their_keys() {
+        assert_eq!(
+            parse("[dataplane]\nmbuf_cache = 1024\n").unwrap_err().key,
+            "dataplane.mbuf_cache"
+        );
+        assert_eq!(
+            parse("[engine]\nflow_capacity = 0\n").unwrap_err().key,
+            "engine.flow_capacity"
+        );
+        assert_eq!(
+            parse("[engine]\nflow_capacity = 100000000000\n")
+                .unwrap_err()
+                .key,
+            "engine.flow_capacity"
+        );
+        assert_eq!(
+            parse("[dataplane]\nsteer_ring_size = 1\n").unwrap_err().key,
+            "dataplane.steer_ring_size"
+        );
+    }
+
+    #[test]
+    fn running_needs_a_pair() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            c.check_runnable(Path::new("x.toml")).unwrap_err().key,
+            "pairs"
+        );
+    }
+
+    #[test]
+    fn online_cpus_include_this_thread_s_cpus() {
+        let online = online_cpus();
+        assert!(!online.is_empty());
+        assert!(online.windows(2).all(|w| w[0] < w[1]), "{online:?}");
+    }
+
+    #[test]
     fn shipped_configs_are_valid() {
         for f in ["portcullis.toml", "demo.toml"] {
             let p = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../configs")
                 .join(f);
-            Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            let c = Config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            c.check_runnable(&p).unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }

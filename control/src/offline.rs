@@ -70,6 +70,8 @@ pub struct ReadSummary {
     pub packets_in_file: u64,
     /// Frames whose link layer we cannot turn into Ethernet (counted, not processed).
     pub unsupported_link: u64,
+    /// Frames the capture itself cut short (snaplen): the engine sees them as truncated.
+    pub cut_by_snaplen: u64,
     /// Set when the file is damaged after some packets: what was read before is still
     /// processed and counted; this says where and why reading stopped.
     pub damaged: Option<String>,
@@ -84,8 +86,11 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
     let writer = match &opts.write {
         Some(p) => {
             let f = File::create(p).map_err(|e| format!("--write {}: {e}", p.display()))?;
+            // Snaplen as tcpdump's default: a capture's GRO super-frames plus a synthetic
+            // Ethernet header exceed 65535, and pcap-file refuses frames above the snaplen.
             let header = PcapHeader {
                 datalink: DataLink::ETHERNET,
+                snaplen: 262_144,
                 ..Default::default()
             };
             Some(
@@ -129,18 +134,32 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
             std::thread::Builder::new()
                 .name("writer".into())
                 .spawn_scoped(scope, move || -> Result<(), String> {
-                    for batch in out_rx.iter() {
-                        for (frame, ts) in batch.iter() {
-                            wr.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))
-                                .map_err(|e| format!("--write: {e}"))?;
+                    // After a write error the writer keeps draining and recycling batches, so
+                    // the reader and workers never wait on a pool that no longer refills; the
+                    // first error is reported at the end.
+                    let mut error: Option<String> = None;
+                    for mut batch in out_rx.iter() {
+                        if error.is_none() {
+                            for (frame, ts) in batch.iter() {
+                                if let Err(e) =
+                                    wr.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))
+                                {
+                                    // pcap-file's Display says "Error reading bytes" for any
+                                    // I/O error; Debug carries the io::Error itself.
+                                    error = Some(format!("--write: cannot write: {e:?}"));
+                                    break;
+                                }
+                            }
                         }
-                        let mut b = batch;
-                        b.clear();
-                        let _ = free_tx.send(b);
+                        batch.clear();
+                        let _ = free_tx.send(batch);
+                    }
+                    if let Some(e) = error {
+                        return Err(e);
                     }
                     wr.into_writer()
                         .into_inner()
-                        .map_err(|e| format!("--write: {e}"))?;
+                        .map_err(|e| format!("--write: cannot write: {e}"))?;
                     Ok(())
                 })
                 .expect("spawning writer")
@@ -207,7 +226,11 @@ fn worker(
         batch.clear();
         let _ = free_tx.send(batch);
         if let Some(o) = out {
-            let _ = out_tx.send(o);
+            // If the writer is gone, the batch goes back to the pool rather than nowhere.
+            if let Err(crossbeam_channel::SendError(mut o)) = out_tx.send(o) {
+                o.clear();
+                let _ = free_tx.send(o);
+            }
         }
     }
 }
@@ -294,7 +317,12 @@ fn read_capture(
             let link = r.header().datalink;
             while let Some(pkt) = r.next_packet() {
                 match pkt {
-                    Ok(pkt) => dispatch(link, &pkt.data, pkt.timestamp, &mut summary)?,
+                    Ok(pkt) => {
+                        if (pkt.data.len() as u32) < pkt.orig_len {
+                            summary.cut_by_snaplen += 1;
+                        }
+                        dispatch(link, &pkt.data, pkt.timestamp, &mut summary)?
+                    }
                     Err(e) => {
                         summary.damaged = Some(format!(
                             "damaged after packet {}: {e}",
@@ -318,8 +346,13 @@ fn read_capture(
                     }
                 };
                 match block {
+                    // Interface ids are numbered per section.
+                    Block::SectionHeader(_) => links.clear(),
                     Block::InterfaceDescription(idb) => links.push(idb.linktype),
                     Block::EnhancedPacket(epb) => {
+                        if (epb.data.len() as u32) < epb.original_len {
+                            summary.cut_by_snaplen += 1;
+                        }
                         let link = links
                             .get(epb.interface_id as usize)
                             .copied()

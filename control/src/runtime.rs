@@ -70,6 +70,8 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
         let info = Port::lookup(&pc.device).map_err(|e| format!("port '{}': {e}", pc.name))?;
         // Several workers share a port by RSS when the device has it; otherwise the port has one
         // rx queue and the worker polling it steers frames to their owners in software.
+        // RSS only when the device can give every worker its own queue: then queue w receives
+        // exactly the flows `shard_of` gives worker w (the RETA is programmed to match).
         let rss = nworkers > 1 && info.rss_offloads != 0 && info.max_rx_queues as usize >= nworkers;
         // Without RSS, every rx queue the device offers is opened and polled (af_packet with
         // qpairs=N fans frames out over N sockets by the kernel's own, asymmetric hash: an
@@ -80,6 +82,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
             info.max_rx_queues.clamp(1, nworkers as u16)
         };
         let setup = PortSetup {
+            rss,
             rx_queues,
             tx_queues: nworkers as u16,
             rx_desc: dp.rx_desc,

@@ -41,8 +41,8 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(path) = &args.check_config {
-        return match Config::load(path) {
-            Ok(_) => {
+        return match Config::load(path).and_then(|c| c.check_runnable(path)) {
+            Ok(()) => {
                 println!("{}: ok", path.display());
                 ExitCode::SUCCESS
             }
@@ -91,6 +91,12 @@ fn main() -> ExitCode {
                         summary.unsupported_link
                     );
                 }
+                if summary.cut_by_snaplen > 0 {
+                    println!(
+                        "  {} frames cut short by the capture's snaplen (the engine counts them as truncated)",
+                        summary.cut_by_snaplen
+                    );
+                }
                 let code = finish(&snap, args.stats_json.as_ref());
                 if let Some(d) = &summary.damaged {
                     // Like tcpdump on a truncated file: everything readable was processed, and the
@@ -111,6 +117,10 @@ fn main() -> ExitCode {
         eprintln!("portcullisd: nothing to do: give --config FILE, --check-config FILE or --read CAPTURE (see --help)");
         return ExitCode::from(2);
     };
+    if let Err(e) = cfg.check_runnable(path) {
+        eprintln!("portcullisd: invalid configuration: {e}");
+        return ExitCode::from(2);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {

@@ -51,6 +51,10 @@ pub struct PortInfo {
 /// How to set a port up.
 #[derive(Debug, Clone)]
 pub struct PortSetup {
+    /// Spread flows over the rx queues by RSS with the symmetric key, and program the RETA so
+    /// that queue q receives exactly the flows `shard_of(hash, rx_queues)` gives worker q. The
+    /// caller decides (one decision, so it and the port never disagree); needs rx_queues > 1.
+    pub rss: bool,
     pub rx_queues: u16,
     pub tx_queues: u16,
     pub rx_desc: u16,
@@ -157,7 +161,13 @@ impl Port {
             ));
         }
         let mut conf = dpdk_sys::rte_eth_conf::default();
-        let rss = setup.rx_queues > 1 && info.rss_offloads & RSS_WANTED != 0;
+        if setup.rss && (setup.rx_queues < 2 || info.rss_offloads & RSS_WANTED == 0) {
+            return Err(DpdkError::new(
+                format!("port '{name}': RSS asked for, but the device has no RSS or only one rx queue was asked for"),
+                22,
+            ));
+        }
+        let rss = setup.rss;
         // The key must outlive configure; NICs with 52-byte keys (i40e) get the same 16-bit
         // period pattern repeated, which keeps the hash symmetric.
         let key_len = if info.rss_key_size == 0 {
@@ -192,18 +202,27 @@ impl Port {
             // One mempool, refcount always 1: the PMD may recycle mbufs in bulk.
             conf.txmode.offloads |= TX_OFFLOAD_MBUF_FAST_FREE;
         }
+        // From here on a failure must release the device (a net_pcap tx file is flushed on close).
+        let fail = |what: String, rc: i32| {
+            // SAFETY: valid port id; stop/close are safe on a configured or started port.
+            unsafe {
+                dpdk_sys::rte_eth_dev_stop(id);
+                dpdk_sys::rte_eth_dev_close(id);
+            }
+            DpdkError::new(what, rc)
+        };
         // SAFETY: valid port id; conf lives across the call (key too).
         let rc =
             unsafe { dpdk_sys::rte_eth_dev_configure(id, setup.rx_queues, setup.tx_queues, &conf) };
         drop(key);
         if rc != 0 {
-            return Err(DpdkError::new(format!("rte_eth_dev_configure({name})"), rc));
+            return Err(fail(format!("rte_eth_dev_configure({name})"), rc));
         }
         let (mut nrx, mut ntx) = (setup.rx_desc, setup.tx_desc);
         // SAFETY: valid port id and out-pointers.
         let rc = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nrx, &mut ntx) };
         if rc != 0 {
-            return Err(DpdkError::new(
+            return Err(fail(
                 format!("rte_eth_dev_adjust_nb_rx_tx_desc({name})"),
                 rc,
             ));
@@ -227,8 +246,8 @@ impl Port {
                 )
             };
             if rc != 0 {
-                return Err(DpdkError::new(
-                    format!("rte_eth_rx_queue_setup({name}, {q})"),
+                return Err(fail(
+                    format!("rte_eth_rx_queue_setup({name}, {q}) (are dataplane.mbufs enough for every rx descriptor?)"),
                     rc,
                 ));
             }
@@ -239,25 +258,34 @@ impl Port {
             // SAFETY: configured port, valid queue index, txconf valid for the call.
             let rc = unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, q, ntx, socket, &txconf) };
             if rc != 0 {
-                return Err(DpdkError::new(
-                    format!("rte_eth_tx_queue_setup({name}, {q})"),
-                    rc,
-                ));
+                return Err(fail(format!("rte_eth_tx_queue_setup({name}, {q})"), rc));
             }
         }
         // SAFETY: all queues set up.
         let rc = unsafe { dpdk_sys::rte_eth_dev_start(id) };
         if rc != 0 {
-            return Err(DpdkError::new(format!("rte_eth_dev_start({name})"), rc));
+            return Err(fail(format!("rte_eth_dev_start({name})"), rc));
         }
         if rss {
-            program_reta(id, &name, setup.rx_queues)?;
+            if let Err(e) = program_reta(id, &name, setup.rx_queues) {
+                return Err(fail(e.what, e.errno));
+            }
         }
         if setup.promiscuous {
             // A bump in the wire must see frames for every MAC. Some vdevs return -ENOTSUP and
             // are promiscuous anyway (pcap, null): not an error.
             // SAFETY: started port.
-            unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
+            let rc = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
+            // SAFETY: started port.
+            let on = unsafe { dpdk_sys::rte_eth_promiscuous_get(id) } == 1;
+            // -ENOTSUP: virtual devices without MAC filtering (null, ring). Anything else that
+            // leaves the port filtering would drop every frame not addressed to its own MAC.
+            if rc != -95 && (rc != 0 || !on) {
+                return Err(fail(
+                    format!("port '{name}': cannot enable promiscuous mode"),
+                    rc,
+                ));
+            }
         }
         Ok(Port {
             info,
@@ -356,15 +384,19 @@ fn program_reta(id: u16, name: &str, queues: u16) -> Result<(), DpdkError> {
     unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut di) };
     let size = di.reta_size as usize;
     if size == 0 {
-        return Ok(()); // no RETA to program: the PMD spreads by its own rule
-    }
-    if size % crate::worker::SHARD_BUCKETS as usize != 0 || size > 64 * 8 {
         return Err(DpdkError::new(
-            format!("port '{name}': RETA of {size} entries is not a multiple of 64 (up to 512): flows could split across workers"),
+            format!("port '{name}': the device reports no RSS redirection table; flows could split across workers"),
+            95,
+        ));
+    }
+    if !size.is_multiple_of(crate::worker::SHARD_BUCKETS as usize) {
+        return Err(DpdkError::new(
+            format!("port '{name}': RSS redirection table of {size} entries is not a multiple of 64; flows could split across workers"),
             22,
         ));
     }
-    let mut conf = [dpdk_sys::rte_eth_rss_reta_entry64::default(); 8];
+    // Control path, once per port: a Vec is fine (ice/E810 tables have 2048 entries).
+    let mut conf = vec![dpdk_sys::rte_eth_rss_reta_entry64::default(); size / 64];
     for i in 0..size {
         let e = &mut conf[i / 64];
         e.mask |= 1 << (i % 64);
