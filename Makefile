@@ -8,7 +8,7 @@ RELEASE_BIN := target/release
 
 # System packages: DPDK 22.11 and its build needs; real clients/servers for the end-to-end tests.
 DEPS_BUILD := dpdk dpdk-dev libdpdk-dev pkg-config libclang-dev clang libpcap-dev
-DEPS_TEST  := nginx-light curl openssl iproute2 ethtool iputils-ping tcpdump procps
+DEPS_TEST  := nginx-light curl openssl iproute2 ethtool iputils-ping tcpdump procps python3
 
 .PHONY: all deps build demo test lint unit e2e bench fuzz clean
 
@@ -21,7 +21,10 @@ deps:
 	    echo "installing: $$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust 1.75 or newer with rustup (https://rustup.rs)"; exit 1; }
+	@if command -v rustup >/dev/null; then \
+	    for c in rustfmt clippy; do rustup component list --installed 2>/dev/null | grep -q "^$$c" || rustup component add $$c; done; \
+	fi
 
 build: deps
 	$(CARGO) build --release --workspace

@@ -56,11 +56,7 @@ fn handle(
     stream: UnixStream,
     respond: &mut impl FnMut(&str) -> serde_json::Value,
 ) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-    stream.set_write_timeout(Some(Duration::from_millis(500)))?;
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
+    let line = read_request(&stream)?;
     let reply = match serde_json::from_str::<Request>(line.trim()) {
         Ok(req) => respond(&req.cmd),
         Err(e) => serde_json::json!({"error": format!("bad request: {e}")}),
@@ -69,6 +65,36 @@ fn handle(
     serde_json::to_writer(&mut w, &reply)?;
     w.write_all(b"\n")?;
     Ok(())
+}
+
+/// Longest request accepted, and how long a client may take to send it: the control thread also
+/// watches signals and stop conditions, so a slow or hostile client must not hold it.
+const MAX_REQUEST: usize = 4096;
+const REQUEST_DEADLINE: Duration = Duration::from_millis(500);
+
+fn read_request(stream: &UnixStream) -> std::io::Result<String> {
+    use std::io::Read;
+    stream.set_nonblocking(false)?;
+    stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
+    let start = std::time::Instant::now();
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    let mut s = stream;
+    while !buf.contains(&b'\n') {
+        let left = REQUEST_DEADLINE.saturating_sub(start.elapsed());
+        if left.is_zero() || buf.len() > MAX_REQUEST {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "request too slow or too long",
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match s.read(&mut chunk)? {
+            0 => break,
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 impl Drop for ControlSocket {

@@ -174,6 +174,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
     };
 
     let worker_error: std::sync::Mutex<Option<String>> = Default::default();
+    let shutdown = std::sync::Barrier::new(nworkers);
     std::thread::scope(|scope| {
         for (w, plan) in rx_plan.into_iter().enumerate() {
             let core = dp.worker_cores[w];
@@ -187,6 +188,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                 tx_queue: w as u16,
                 idle,
                 stop: &stop,
+                shutdown: &shutdown,
             };
             let (eal, stats, engine_cfg, stop, worker_error) = (
                 &eal,
@@ -207,6 +209,8 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                         *worker_error.lock().expect("not poisoned") =
                             Some(format!("worker {w}: {e}"));
                         stop.store(true, Ordering::SeqCst);
+                        // The others meet at the shutdown barrier: be there too.
+                        ctx.shutdown.wait();
                         return;
                     }
                     // The flow table is allocated here, after pinning, so its pages are first

@@ -10,7 +10,7 @@
 //! first, so a reply, and the packet an ICMP error quotes (see
 //! `crate::parse::parse_quoted`), find the same key as the original packet.
 
-use crate::parse::{ParsedPacket, L3};
+use crate::parse::{Fragment, ParsedPacket, L3};
 
 /// A 5-tuple with its two endpoints in canonical order. 38 bytes. The
 /// `Default` (all zero) key is a placeholder for preallocated tables.
@@ -74,22 +74,56 @@ impl FlowKey {
             L3::Ipv6 => true,
             L3::Other => return None,
         };
-        Some(Self::from_endpoints(
-            p.src, p.src_port, p.dst, p.dst_port, p.proto, is_ipv6,
-        ))
+        // Fragments are keyed on addresses alone, as NICs hash them (RSS takes only L3 for
+        // fragments): a first fragment carries ports, later ones cannot, and a flow's shard must
+        // be a function of its key. Reassembly, when it comes, restores the 5-tuple.
+        let (sp, dp) = key_ports(p);
+        Some(Self::from_endpoints(p.src, sp, p.dst, dp, p.proto, is_ipv6))
     }
 
     /// Whether `p` (which must belong to this flow) travels from the lower
     /// endpoint to the higher one.
     #[inline]
     pub fn is_lo_to_hi(&self, p: &ParsedPacket) -> bool {
-        p.src == self.lo_addr && p.src_port == self.lo_port
+        p.src == self.lo_addr && key_ports(p).0 == self.lo_port
+    }
+}
+
+/// The ports a packet contributes to its key: none for fragments.
+#[inline(always)]
+fn key_ports(p: &ParsedPacket) -> (u16, u16) {
+    if p.fragment == Fragment::None {
+        (p.src_port, p.dst_port)
+    } else {
+        (0, 0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fragments_of_a_datagram_share_one_key_and_one_shard() {
+        use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
+        let mut first = ParsedPacket::EMPTY;
+        first.l3 = L3::Ipv4;
+        first.proto = 17;
+        first.src[..4].copy_from_slice(&[10, 0, 0, 1]);
+        first.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
+        first.fragment = Fragment::First;
+        first.src_port = 5000;
+        first.dst_port = 53;
+        let mut later = first;
+        later.fragment = Fragment::Later;
+        later.src_port = 0;
+        later.dst_port = 0;
+        let (k1, _) = FlowKey::from_parsed_directed(&first).unwrap();
+        let (k2, _) = FlowKey::from_parsed_directed(&later).unwrap();
+        assert_eq!(k1, k2);
+        let t = Toeplitz::new(&SYMMETRIC_RSS_KEY);
+        assert_eq!(t.hash_l3l4(&first), t.hash_l3l4(&later));
+    }
     use crate::parse::{parse_frame, parse_quoted};
 
     /// TCP SYN 10.99.0.1:45478 -> 10.98.0.3:8080

@@ -54,15 +54,19 @@ pub enum DropReason {
     TxFull,
     /// The ring to the worker that owns the flow was full (software steering).
     SteerRingFull,
+    /// The frame is larger than one mbuf (the PMD chained segments): dropped as a NIC without
+    /// scatter-gather drops frames above its maximum size.
+    Oversize,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::Malformed,
         DropReason::NonIp,
         DropReason::Fragment,
         DropReason::TxFull,
         DropReason::SteerRingFull,
+        DropReason::Oversize,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -78,6 +82,7 @@ impl DropReason {
             DropReason::Fragment => "fragment",
             DropReason::TxFull => "tx_full",
             DropReason::SteerRingFull => "steer_ring_full",
+            DropReason::Oversize => "oversize",
         }
     }
 }

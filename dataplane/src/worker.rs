@@ -11,6 +11,7 @@ use crate::dpdk::{Burst, Port, Ring, BURST_SIZE};
 use crate::engine::{Engine, Verdict};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
 use std::time::Duration;
 
 /// How a worker behaves when its queues are empty.
@@ -56,6 +57,9 @@ pub struct WorkerContext<'a> {
     pub tx_queue: u16,
     pub idle: IdleMode,
     pub stop: &'a AtomicBool,
+    /// All workers meet here after their loops, before draining their steering rings, so that
+    /// no frame is enqueued after its owner's last look.
+    pub shutdown: &'a Barrier,
 }
 
 /// Buckets of the shard function. NIC redirection tables (RETA) have 64, 128 or 512 entries, all
@@ -100,7 +104,7 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
             }
             got += n;
             if src.steer && ctx.workers > 1 {
-                steer(&ctx, engine, &mut rx, &mut steer_out);
+                steer(&ctx, engine, &mut rx, &mut steer_out, src.port);
             }
             process_burst(&ctx, engine, &mut rx, &mut tx, Some(src.port));
         }
@@ -133,22 +137,32 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
             });
         }
     }
+    // Stop: every worker stops producing, then each processes what is left in its own ring.
+    ctx.shutdown.wait();
+    if !ctx.rings.is_empty() {
+        loop {
+            let n = ctx.rings[ctx.index].dequeue(&mut rx);
+            if n == 0 {
+                break;
+            }
+            stats.steered_in.add(n as u64);
+            process_burst(&ctx, engine, &mut rx, &mut tx, None);
+        }
+    }
     for (p, b) in tx.iter_mut().enumerate().take(nports) {
         flush(&ctx, &stats, b, p);
-    }
-    for b in &mut steer_out {
-        let n = b.free_all();
-        stats.drops[DropReason::SteerRingFull.index()].add(n as u64);
     }
 }
 
 /// Moves the frames of flows owned by other workers from `rx` to their rings; keeps our own.
-fn steer(ctx: &WorkerContext<'_>, engine: &Engine, rx: &mut Burst, out: &mut [Burst]) {
+fn steer(ctx: &WorkerContext<'_>, engine: &Engine, rx: &mut Burst, out: &mut [Burst], port: usize) {
     let mut mine = Burst::default();
     let stats = engine.stats();
     rx.drain(|m| {
         // Non-IP and malformed frames have no flow: the polling worker handles them itself.
-        let owner = match m.rss_hash().or_else(|| engine.flow_hash(m.data())) {
+        // The hash is always ours: a hash the PMD reports on a port without our RSS setup may
+        // come from another key and would split flows.
+        let owner = match engine.flow_hash(m.data()) {
             Some(h) => shard_of(h, ctx.workers),
             None => ctx.index,
         };
@@ -158,24 +172,37 @@ fn steer(ctx: &WorkerContext<'_>, engine: &Engine, rx: &mut Burst, out: &mut [Bu
             let b = &mut out[owner];
             b.push(m);
             if b.is_full() {
-                enqueue_steered(ctx, stats, b, owner);
+                enqueue_steered(ctx, stats, b, owner, port);
             }
         }
     });
     for (owner, b) in out.iter_mut().enumerate() {
-        enqueue_steered(ctx, stats, b, owner);
+        enqueue_steered(ctx, stats, b, owner, port);
     }
     std::mem::swap(rx, &mut mine);
 }
 
-fn enqueue_steered(ctx: &WorkerContext<'_>, stats: &WorkerStats, b: &mut Burst, owner: usize) {
+/// Hands a burst to its owner's ring. Frames that do not fit are dropped here; they never reach
+/// an engine, so they are counted as received on `port` as well as dropped.
+fn enqueue_steered(
+    ctx: &WorkerContext<'_>,
+    stats: &WorkerStats,
+    b: &mut Burst,
+    owner: usize,
+    port: usize,
+) {
     if b.is_empty() {
         return;
     }
     let n = ctx.rings[owner].enqueue(b);
     stats.steered_out.add(n as u64);
-    let lost = b.free_all();
-    stats.drops[DropReason::SteerRingFull.index()].add(lost as u64);
+    if !b.is_empty() {
+        let bytes: u64 = b.mbufs().iter().map(|m| m.data().len() as u64).sum();
+        let lost = b.free_all() as u64;
+        stats.rx_packets[port].add(lost);
+        stats.rx_bytes[port].add(bytes);
+        stats.drops[DropReason::SteerRingFull.index()].add(lost);
+    }
 }
 
 /// Runs a burst through the engine and sends each frame to the peer of the port it came in on.
@@ -188,6 +215,9 @@ fn process_burst(
     tx: &mut [TxBuffer; MAX_PORTS],
     port: Option<usize>,
 ) {
+    if rx.mbufs().iter().any(|m| m.is_segmented()) {
+        drop_segmented(ctx, engine.stats(), rx, port);
+    }
     let n = rx.len();
     let mut ports = [0usize; BURST_SIZE];
     let mut lens = [0u32; BURST_SIZE];
@@ -235,6 +265,29 @@ fn process_burst(
             Verdict::Drop(_) => drop(m),
         }
     });
+}
+
+/// Slow path: removes multi-segment frames from the burst, counting each as received and dropped
+/// (`oversize`); keeps the order of the rest.
+#[cold]
+fn drop_segmented(
+    ctx: &WorkerContext<'_>,
+    stats: &WorkerStats,
+    rx: &mut Burst,
+    port: Option<usize>,
+) {
+    let mut keep = Burst::default();
+    rx.drain(|m| {
+        if m.is_segmented() {
+            let p = port.unwrap_or_else(|| port_index(ctx, m.port()));
+            stats.rx_packets[p].inc();
+            stats.rx_bytes[p].add(m.frame_len() as u64);
+            stats.drop_packet(DropReason::Oversize);
+        } else {
+            keep.push(m);
+        }
+    });
+    std::mem::swap(rx, &mut keep);
 }
 
 /// Sends a tx buffer; what the PMD does not take is freed and counted as `tx_full`.

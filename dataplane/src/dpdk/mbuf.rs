@@ -123,6 +123,19 @@ impl Mbuf {
         unsafe { std::slice::from_raw_parts_mut(base.add(off), len) }
     }
 
+    /// Whether the frame spans several segments (a PMD that chains frames larger than the data
+    /// room, as net_pcap does); `data()` shows only the first.
+    #[inline(always)]
+    pub fn is_segmented(&self) -> bool {
+        self.raw().nb_segs > 1
+    }
+
+    /// The whole frame's length over all its segments.
+    #[inline(always)]
+    pub fn frame_len(&self) -> u32 {
+        self.raw().pkt_len
+    }
+
     /// The port the frame arrived on.
     #[inline(always)]
     pub fn port(&self) -> u16 {
