@@ -10,7 +10,7 @@ use crate::report::{DeviceStats, PortSnapshot, StatsSnapshot};
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortSetup, Ring};
 use dataplane::engine::Engine;
 use dataplane::stats::WorkerStats;
-use dataplane::worker::{self, RxSource, WorkerContext};
+use dataplane::worker::{self, RxSource, WorkerContext, WorkerQueues};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -57,6 +57,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
     );
 
     let pool = Mempool::new(
+        &eal,
         "portcullis_mbufs",
         dp.mbufs,
         dp.mbuf_cache,
@@ -124,7 +125,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
     let steering = nworkers > 1 && ports.iter().any(|p| !p.rss_enabled());
     let rings: Vec<Ring> = if steering {
         (0..nworkers)
-            .map(|w| Ring::new(&format!("pc_steer_{w}"), dp.steer_ring_size, -1))
+            .map(|w| Ring::new(&eal, &format!("pc_steer_{w}"), dp.steer_ring_size, -1))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?
     } else {
@@ -134,22 +135,34 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
     // Who polls what: queue q of an RSS port belongs to worker q, and the NIC's symmetric hash
     // already put each flow on its owner's queue. The queues of a port without RSS are spread
     // over the workers (a single queue goes to worker port_index % workers) and their pollers
-    // steer each frame to its owner.
-    let mut rx_plan: Vec<Vec<RxSource>> = vec![Vec::new(); nworkers];
+    // steer each frame to its owner. Tx queue w of every port is worker w's. Each queue is a
+    // unique handle: no two threads can ever touch one queue.
+    let mut plans: Vec<WorkerQueues> = (0..nworkers)
+        .map(|w| WorkerQueues {
+            rx: Vec::new(),
+            tx: Vec::new(),
+            ring_in: rings.get(w).map(|r| r.take_consumer().expect("fresh ring")),
+        })
+        .collect();
     for (i, p) in ports.iter().enumerate() {
-        for q in 0..p.rx_queues() {
+        let (rxq, txq) = p.take_queues().expect("queues are taken once, here");
+        for q in rxq {
             let w = if p.rss_enabled() {
-                q as usize
+                q.queue() as usize
             } else {
-                (i + q as usize) % nworkers
+                (i + q.queue() as usize) % nworkers
             };
-            rx_plan[w].push(RxSource {
-                port: i,
+            plans[w].rx.push(RxSource {
                 queue: q,
+                port: i,
                 steer: !p.rss_enabled() && nworkers > 1,
             });
         }
+        for (w, q) in txq.into_iter().enumerate() {
+            plans[w].tx.push(q);
+        }
     }
+    let port_ids: Vec<u16> = ports.iter().map(|p| p.id()).collect();
 
     let stats: Vec<Arc<WorkerStats>> = (0..nworkers)
         .map(|_| Arc::new(WorkerStats::default()))
@@ -176,16 +189,14 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
     let worker_error: std::sync::Mutex<Option<String>> = Default::default();
     let shutdown = std::sync::Barrier::new(nworkers);
     std::thread::scope(|scope| {
-        for (w, plan) in rx_plan.into_iter().enumerate() {
+        for (w, queues) in plans.into_iter().enumerate() {
             let core = dp.worker_cores[w];
             let ctx = WorkerContext {
                 index: w,
                 workers: nworkers,
-                ports: &ports,
                 peer: &peer,
-                rx: plan,
+                port_ids: &port_ids,
                 rings: &rings,
-                tx_queue: w as u16,
                 idle,
                 stop: &stop,
                 shutdown: &shutdown,
@@ -216,7 +227,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                     // The flow table is allocated here, after pinning, so its pages are first
                     // touched on the worker's own NUMA node.
                     let mut engine = Engine::new(engine_cfg, stats);
-                    worker::run(ctx, &mut engine);
+                    worker::run(&ctx, queues, &mut engine);
                     eal.unregister_thread();
                 })
                 .expect("spawning a worker thread");

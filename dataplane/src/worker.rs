@@ -7,7 +7,7 @@
 //! header once per pass through the worker: measured at ~40 cycles/packet when it read them
 //! three times (frame view, tx byte count, prefetch).
 
-use crate::dpdk::{Burst, Port, Ring, BURST_SIZE};
+use crate::dpdk::{Burst, Ring, RingConsumer, RxQueue, TxQueue, BURST_SIZE};
 use crate::engine::{Engine, Verdict};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,33 +33,38 @@ const IDLE_SLEEP_SHORT: Duration = Duration::from_micros(50);
 const IDLE_SLEEP_LONG: Duration = Duration::from_micros(500);
 const IDLE_LONG_AFTER: u32 = 20_000;
 
-/// One rx queue a worker polls.
-#[derive(Debug, Clone, Copy)]
-pub struct RxSource {
+/// One rx queue a worker polls, with the handle that makes it the queue's only poller.
+pub struct RxSource<'a> {
+    pub queue: RxQueue<'a>,
     /// Index of the port in the runtime's port list.
     pub port: usize,
-    pub queue: u16,
     /// The port has no RSS: the frames of any flow arrive here and must be steered to their owner.
     pub steer: bool,
 }
 
-/// Everything a worker needs, borrowed from the runtime that outlives it.
+/// What a worker shares with the others, borrowed from the runtime that outlives it.
 pub struct WorkerContext<'a> {
     pub index: usize,
     pub workers: usize,
-    pub ports: &'a [Port],
     /// For each port index, the index of its pair's other port.
     pub peer: &'a [usize],
-    pub rx: Vec<RxSource>,
+    /// For each port index, its DPDK port id (to place steered frames by `mbuf.port`).
+    pub port_ids: &'a [u16],
     /// One ring per worker, consumed by that worker; empty when there is no software steering.
-    pub rings: &'a [Ring],
-    /// This worker's tx queue id on every port.
-    pub tx_queue: u16,
+    pub rings: &'a [Ring<'a>],
     pub idle: IdleMode,
     pub stop: &'a AtomicBool,
     /// All workers meet here after their loops, before draining their steering rings, so that
     /// no frame is enqueued after its owner's last look.
     pub shutdown: &'a Barrier,
+}
+
+/// The queues a worker alone uses: its rx queues, its tx queue on every port (by port index),
+/// and the consumer end of its steering ring.
+pub struct WorkerQueues<'a> {
+    pub rx: Vec<RxSource<'a>>,
+    pub tx: Vec<TxQueue<'a>>,
+    pub ring_in: Option<RingConsumer<'a>>,
 }
 
 /// Buckets of the shard function. NIC redirection tables (RETA) have 64, 128 or 512 entries, all
@@ -83,8 +88,13 @@ struct TxBuffer {
 }
 
 /// Runs the loop until `stop` is set, then drains and returns.
-pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
-    let nports = ctx.ports.len();
+pub fn run(ctx: &WorkerContext<'_>, queues: WorkerQueues<'_>, engine: &mut Engine) {
+    let WorkerQueues {
+        rx: mut sources,
+        tx: mut txq,
+        mut ring_in,
+    } = queues;
+    let nports = txq.len();
     assert!(
         nports <= MAX_PORTS,
         "port count checked by config validation"
@@ -97,28 +107,28 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
 
     while !ctx.stop.load(Ordering::Relaxed) {
         let mut got = 0;
-        for src in &ctx.rx {
-            let n = ctx.ports[src.port].rx_burst(src.queue, &mut rx);
+        for src in sources.iter_mut() {
+            let n = src.queue.rx_burst(&mut rx);
             if n == 0 {
                 continue;
             }
             got += n;
             if src.steer && ctx.workers > 1 {
-                steer(&ctx, engine, &mut rx, &mut steer_out, src.port);
+                steer(ctx, engine, &mut rx, &mut steer_out, src.port);
             }
-            process_burst(&ctx, engine, &mut rx, &mut tx, Some(src.port));
+            process_burst(ctx, engine, &mut rx, &mut tx, &mut txq, Some(src.port));
         }
-        if !ctx.rings.is_empty() {
+        if let Some(ring) = ring_in.as_mut() {
             // Steered frames: the port they arrived on travels in the mbuf.
-            let n = ctx.rings[ctx.index].dequeue(&mut rx);
+            let n = ring.dequeue(&mut rx);
             if n > 0 {
                 got += n;
                 stats.steered_in.add(n as u64);
-                process_burst(&ctx, engine, &mut rx, &mut tx, None);
+                process_burst(ctx, engine, &mut rx, &mut tx, &mut txq, None);
             }
         }
         for (p, b) in tx.iter_mut().enumerate().take(nports) {
-            flush(&ctx, &stats, b, p);
+            flush(&mut txq, &stats, b, p);
         }
 
         stats.polls.inc();
@@ -139,18 +149,14 @@ pub fn run(ctx: WorkerContext<'_>, engine: &mut Engine) {
     }
     // Stop: every worker stops producing, then each processes what is left in its own ring.
     ctx.shutdown.wait();
-    if !ctx.rings.is_empty() {
-        loop {
-            let n = ctx.rings[ctx.index].dequeue(&mut rx);
-            if n == 0 {
-                break;
-            }
-            stats.steered_in.add(n as u64);
-            process_burst(&ctx, engine, &mut rx, &mut tx, None);
+    if let Some(ring) = ring_in.as_mut() {
+        while ring.dequeue(&mut rx) > 0 {
+            stats.steered_in.add(rx.len() as u64);
+            process_burst(ctx, engine, &mut rx, &mut tx, &mut txq, None);
         }
     }
     for (p, b) in tx.iter_mut().enumerate().take(nports) {
-        flush(&ctx, &stats, b, p);
+        flush(&mut txq, &stats, b, p);
     }
 }
 
@@ -213,16 +219,14 @@ fn process_burst(
     engine: &mut Engine,
     rx: &mut Burst,
     tx: &mut [TxBuffer; MAX_PORTS],
+    txq: &mut [TxQueue<'_>],
     port: Option<usize>,
 ) {
-    if rx.mbufs().iter().any(|m| m.is_segmented()) {
-        drop_segmented(ctx, engine.stats(), rx, port);
-    }
     let n = rx.len();
     let mut ports = [0usize; BURST_SIZE];
     let mut lens = [0u32; BURST_SIZE];
     let mut verdicts = [Verdict::Forward; BURST_SIZE];
-    {
+    let segmented = {
         let mbufs = rx.mbufs();
         let mut frames: [&[u8]; BURST_SIZE] = [&[]; BURST_SIZE];
         if !engine.bypass() {
@@ -231,12 +235,22 @@ fn process_burst(
                 m.prefetch_data();
             }
         }
+        let mut segmented = false;
         for (i, m) in mbufs.iter().enumerate() {
+            segmented |= m.is_segmented();
             frames[i] = m.data();
             lens[i] = frames[i].len() as u32;
             ports[i] = port.unwrap_or_else(|| port_index(ctx, m.port()));
         }
-        engine.process_burst(&frames[..n], &ports[..n], &mut verdicts[..n]);
+        if !segmented {
+            engine.process_burst(&frames[..n], &ports[..n], &mut verdicts[..n]);
+        }
+        segmented
+    };
+    if segmented {
+        // Rare (a PMD that chains big frames): take them out, then process the rest.
+        drop_segmented(ctx, engine.stats(), rx, port);
+        return process_burst(ctx, engine, rx, tx, txq, port);
     }
 
     // The common case on a bump in the wire: the whole burst passes to one port whose buffer is
@@ -259,7 +273,7 @@ fn process_burst(
                 b.burst.push(m);
                 b.bytes += len as u64;
                 if b.burst.is_full() {
-                    flush(ctx, engine.stats(), b, out);
+                    flush(txq, engine.stats(), b, out);
                 }
             }
             Verdict::Drop(_) => drop(m),
@@ -292,12 +306,12 @@ fn drop_segmented(
 
 /// Sends a tx buffer; what the PMD does not take is freed and counted as `tx_full`.
 #[inline(always)]
-fn flush(ctx: &WorkerContext<'_>, stats: &WorkerStats, b: &mut TxBuffer, port: usize) {
+fn flush(txq: &mut [TxQueue<'_>], stats: &WorkerStats, b: &mut TxBuffer, port: usize) {
     if b.burst.is_empty() {
         return;
     }
     let want = b.burst.len();
-    let sent = ctx.ports[port].tx_burst(ctx.tx_queue, &mut b.burst);
+    let sent = txq[port].tx_burst(&mut b.burst);
     stats.tx_packets[port].add(sent as u64);
     if sent < want {
         // Rare: count what was not sent, then free it.
@@ -313,7 +327,7 @@ fn flush(ctx: &WorkerContext<'_>, stats: &WorkerStats, b: &mut TxBuffer, port: u
 /// Maps a DPDK port id (from a steered mbuf) back to the runtime's port index.
 #[inline(always)]
 fn port_index(ctx: &WorkerContext<'_>, id: u16) -> usize {
-    ctx.ports.iter().position(|p| p.id() == id).unwrap_or(0)
+    ctx.port_ids.iter().position(|&p| p == id).unwrap_or(0)
 }
 
 const _: () = assert!(BURST_SIZE <= crate::engine::MAX_BURST);

@@ -3,29 +3,32 @@
 //! Ownership rule: an mbuf pointer in a `Burst` is owned by that burst until it is handed to a
 //! tx queue or a ring (which take it) or freed. `Burst` frees whatever it still holds on drop.
 
-use super::DpdkError;
+use super::{DpdkError, Eal};
 use dpdk_sys::rte_mbuf;
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 /// Packets per rx/tx burst. 32 is DPDK's customary size: big enough to amortise the PMD call,
 /// small enough that a burst's headers stay in L1.
 pub const BURST_SIZE: usize = 32;
 
-/// A packet-buffer pool (`rte_pktmbuf_pool_create`).
-pub struct Mempool {
+/// A packet-buffer pool (`rte_pktmbuf_pool_create`). It cannot outlive the EAL (`'e`).
+pub struct Mempool<'e> {
     ptr: NonNull<dpdk_sys::rte_mempool>,
+    _eal: PhantomData<&'e Eal>,
 }
 
 // SAFETY: rte_mempool is designed for concurrent use from many lcores (lock-free ring + per-lcore caches).
-unsafe impl Send for Mempool {}
+unsafe impl Send for Mempool<'_> {}
 // SAFETY: as above; &Mempool only hands out the raw pointer to DPDK calls that are thread-safe.
-unsafe impl Sync for Mempool {}
+unsafe impl Sync for Mempool<'_> {}
 
-impl Mempool {
+impl<'e> Mempool<'e> {
     /// Creates a pool of `n` mbufs with `data_room` bytes each (headroom included), a per-lcore
     /// cache of `cache` mbufs, on NUMA `socket` (-1: any).
     pub fn new(
+        _eal: &'e Eal,
         name: &str,
         n: u32,
         cache: u32,
@@ -39,7 +42,10 @@ impl Mempool {
             dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket)
         };
         NonNull::new(ptr)
-            .map(|ptr| Mempool { ptr })
+            .map(|ptr| Mempool {
+                ptr,
+                _eal: PhantomData,
+            })
             .ok_or_else(|| DpdkError::last(format!("rte_pktmbuf_pool_create({name}, n={n})")))
     }
 
@@ -72,8 +78,14 @@ impl Mempool {
     }
 }
 
-impl Drop for Mempool {
+impl Drop for Mempool<'_> {
     fn drop(&mut self) {
+        // Mbufs still out (in a PMD's rings or a leaked burst) would point into freed memory:
+        // leak the pool instead; the process is ending anyway when pools are dropped.
+        // SAFETY: read-only query on a valid pool.
+        if unsafe { dpdk_sys::rte_mempool_in_use_count(self.ptr.as_ptr()) } > 0 {
+            return;
+        }
         // SAFETY: ports using the pool are stopped before the pool is dropped (owner's ordering).
         unsafe { dpdk_sys::rte_mempool_free(self.ptr.as_ptr()) };
     }

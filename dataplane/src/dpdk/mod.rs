@@ -10,8 +10,8 @@ mod ring;
 
 pub use eal::{rdtsc, tsc_hz, Eal};
 pub use mbuf::{Burst, Mbuf, Mempool, BURST_SIZE};
-pub use port::{LinkStatus, Port, PortInfo, PortSetup, PortStats};
-pub use ring::Ring;
+pub use port::{LinkStatus, Port, PortInfo, PortSetup, PortStats, RxQueue, TxQueue};
+pub use ring::{Ring, RingConsumer};
 
 use std::ffi::CStr;
 use std::fmt;

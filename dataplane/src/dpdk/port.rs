@@ -5,7 +5,10 @@
 
 use super::{Burst, DpdkError, Mempool};
 use crate::rss::SYMMETRIC_RSS_KEY;
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 // RTE_ETH_RSS_* and offload flags are function-like macros (RTE_BIT64) that bindgen skips.
 const RSS_IPV4: u64 = 1 << 2;
@@ -85,15 +88,73 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
-/// A configured, started port. Stopped and closed on drop.
-pub struct Port {
+/// A configured, started port. Stopped and closed on drop. It cannot outlive the mempool its
+/// rx queues take mbufs from (`'p`).
+pub struct Port<'p> {
     info: PortInfo,
     rx_queues: u16,
     tx_queues: u16,
     rss: bool,
+    queues_taken: AtomicBool,
+    _pool: PhantomData<&'p Mempool<'p>>,
 }
 
-impl Port {
+/// One rx queue of a port, owned by exactly one thread: it is `Send` but neither `Sync` nor
+/// `Clone`, and exists once per queue (`Port::take_queues`), so no two threads can ever poll the
+/// same queue, which DPDK does not allow.
+pub struct RxQueue<'a> {
+    port: u16,
+    queue: u16,
+    _port: PhantomData<&'a ()>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// One tx queue of a port, owned by exactly one thread (see `RxQueue`).
+pub struct TxQueue<'a> {
+    port: u16,
+    queue: u16,
+    _port: PhantomData<&'a ()>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl RxQueue<'_> {
+    /// Receives up to the burst's free room; returns the number received.
+    #[inline(always)]
+    pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        let (tail, room) = burst.raw_tail();
+        // SAFETY: tail points at `room` free slots of the burst array; the port is started (the
+        // handle borrows it) and this handle is the queue's only user (unique, !Sync).
+        let n =
+            unsafe { dpdk_sys::pc_eth_rx_burst(self.port, self.queue, tail, room as u16) } as usize;
+        burst.grow(n);
+        n
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+}
+
+impl TxQueue<'_> {
+    /// Sends the burst. Sent mbufs leave the burst (the PMD owns them now); unsent ones stay at
+    /// its front for the caller to retry or free. Returns the number sent.
+    #[inline(always)]
+    pub fn tx_burst(&mut self, burst: &mut Burst) -> usize {
+        let len = burst.len();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: the first len entries are valid owned mbufs; the PMD takes ownership of the
+        // first n it returns; this handle is the queue's only user (unique, !Sync).
+        let n = unsafe {
+            dpdk_sys::pc_eth_tx_burst(self.port, self.queue, burst.raw_all(), len as u16)
+        } as usize;
+        burst.consume_front(n);
+        n
+    }
+}
+
+impl<'p> Port<'p> {
     /// Finds a probed device (PCI address or vdev name such as `net_pcap0`) and reads its info.
     pub fn lookup(device: &str) -> Result<PortInfo, DpdkError> {
         let cname =
@@ -144,7 +205,11 @@ impl Port {
 
     /// Configures queues, RSS (symmetric key, when the device has RSS and more than one rx queue
     /// is asked for), promiscuous mode, and starts the port.
-    pub fn setup(info: PortInfo, setup: &PortSetup, pool: &Mempool) -> Result<Port, DpdkError> {
+    pub fn setup(
+        info: PortInfo,
+        setup: &PortSetup,
+        pool: &'p Mempool<'p>,
+    ) -> Result<Port<'p>, DpdkError> {
         let id = info.id;
         let name = info.device.clone();
         if setup.rx_queues > info.max_rx_queues || setup.tx_queues > info.max_tx_queues {
@@ -292,6 +357,8 @@ impl Port {
             rx_queues: setup.rx_queues,
             tx_queues: setup.tx_queues,
             rss,
+            queues_taken: AtomicBool::new(false),
+            _pool: PhantomData,
         })
     }
 
@@ -316,33 +383,30 @@ impl Port {
         self.rss
     }
 
-    /// Receives up to the burst's free room from `queue`; returns the number received.
-    #[inline(always)]
-    pub fn rx_burst(&self, queue: u16, burst: &mut Burst) -> usize {
-        let (tail, room) = burst.raw_tail();
-        // SAFETY: tail points at `room` free slots of the burst array; the port is started and
-        // `queue` is this caller's own queue (workers never share a queue).
-        let n =
-            unsafe { dpdk_sys::pc_eth_rx_burst(self.info.id, queue, tail, room as u16) } as usize;
-        burst.grow(n);
-        n
-    }
-
-    /// Sends the burst on `queue`. Sent mbufs leave the burst (the PMD owns them now); unsent ones
-    /// stay at its front for the caller to retry or free. Returns the number sent.
-    #[inline(always)]
-    pub fn tx_burst(&self, queue: u16, burst: &mut Burst) -> usize {
-        let len = burst.len();
-        if len == 0 {
-            return 0;
+    /// The port's queue handles, once: every rx queue and every tx queue, each a unique handle
+    /// for one thread. `None` if they were taken before.
+    pub fn take_queues(&self) -> Option<(Vec<RxQueue<'_>>, Vec<TxQueue<'_>>)> {
+        if self.queues_taken.swap(true, Ordering::SeqCst) {
+            return None;
         }
-        // SAFETY: the first len entries are valid owned mbufs; the PMD takes ownership of the
-        // first n it returns; `queue` is the caller's own.
-        let n =
-            unsafe { dpdk_sys::pc_eth_tx_burst(self.info.id, queue, burst.raw_all(), len as u16) }
-                as usize;
-        burst.consume_front(n);
-        n
+        let port = self.info.id;
+        let rx = (0..self.rx_queues)
+            .map(|queue| RxQueue {
+                port,
+                queue,
+                _port: PhantomData,
+                _not_sync: PhantomData,
+            })
+            .collect();
+        let tx = (0..self.tx_queues)
+            .map(|queue| TxQueue {
+                port,
+                queue,
+                _port: PhantomData,
+                _not_sync: PhantomData,
+            })
+            .collect();
+        Some((rx, tx))
     }
 
     pub fn link(&self) -> LinkStatus {
@@ -413,7 +477,7 @@ fn program_reta(id: u16, name: &str, queues: u16) -> Result<(), DpdkError> {
     Ok(())
 }
 
-impl Drop for Port {
+impl Drop for Port<'_> {
     fn drop(&mut self) {
         // SAFETY: no worker uses the port any more (the runtime joins workers before dropping).
         unsafe {
