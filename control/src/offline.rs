@@ -393,9 +393,9 @@ fn read_capture(
 
 /// How to turn a captured frame into an Ethernet frame: a header to prepend and how many bytes of
 /// the captured link layer to skip.
-struct EthernetPrefix {
-    header: &'static [u8],
-    skip: usize,
+pub struct EthernetPrefix {
+    pub header: &'static [u8],
+    pub skip: usize,
 }
 
 /// Synthetic Ethernet headers (locally administered MACs 02:00:00:00:00:01/02) for captures
@@ -403,7 +403,7 @@ struct EthernetPrefix {
 const ETH_IPV4: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
 const ETH_IPV6: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
 
-fn ethernet_prefix(link: DataLink, data: &[u8]) -> Option<EthernetPrefix> {
+pub fn ethernet_prefix(link: DataLink, data: &[u8]) -> Option<EthernetPrefix> {
     let by_version = |skip: usize| -> Option<EthernetPrefix> {
         match data.get(skip)? >> 4 {
             4 => Some(EthernetPrefix {

@@ -2,6 +2,7 @@
 //! engine, the DPDK poll loop and the safe DPDK layer beneath it. It has no I/O policy of its own:
 //! the `control` crate decides what runs where.
 
+pub mod conntrack;
 pub mod dpdk;
 pub mod engine;
 pub mod flow;

@@ -1,0 +1,879 @@
+//! TCP connection tracking with sequence-window checks, after Guido van Rooij's "Real Stateful
+//! TCP Packet Filtering in IP Filter" (2000) as OpenBSD's pf applies it: each direction keeps the
+//! highest sequence end it sent (`seqlo`), the right edge of what the other side allowed it to
+//! send (`seqhi`), its largest advertised window and its window scale; a segment passes only if
+//! it lies within those bounds, so that blind injection (RSTs, data) needs a guess within one
+//! window.
+//!
+//! Owns: one connection's TCP state (25 bytes). Must never: allocate, read a clock, or look at
+//! anything but the segment it is given.
+
+/// Slack for ACKs of data this tracker has not seen pass (pf's MAXACKWINDOW: one maximum
+/// unscaled window plus one MTU).
+const MAX_ACK_SLACK: u32 = 65_535 + 1_500;
+/// No window-scale option was seen in this peer's SYN.
+const NO_SCALE: u8 = 0xff;
+/// RFC 7323 §2.3: shifts above 14 are treated as 14.
+const MAX_SCALE: u8 = 14;
+
+/// TCP flags (RFC 9293 §3.1).
+pub mod flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+}
+use flags::*;
+
+/// What the tracker needs of one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Segment {
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    pub payload_len: u32,
+    /// The window-scale option's shift, when the segment carries one (only meaningful on SYNs).
+    pub wscale: Option<u8>,
+}
+
+impl Segment {
+    /// Reads the segment from the TCP header at the start of `tcp` (header + payload, as the
+    /// parser delimited them). `None` if the header does not fit.
+    pub fn parse(tcp: &[u8], payload_len: u32) -> Option<Segment> {
+        use crate::wire::tcp::{Packet, TcpOption};
+        let p = Packet::new_checked(tcp).ok()?;
+        let flags = p.flags();
+        let mut wscale = None;
+        if flags & SYN != 0 {
+            for opt in p.option_iter() {
+                match opt {
+                    Ok(TcpOption::WindowScale(s)) => wscale = Some(s),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        Some(Segment {
+            seq: p.seq_number(),
+            ack: p.ack_number(),
+            flags,
+            window: p.window_len(),
+            payload_len,
+            wscale,
+        })
+    }
+
+    /// Sequence space the segment occupies: its payload, plus one for SYN and one for FIN.
+    #[inline]
+    fn end(&self) -> u32 {
+        self.seq
+            .wrapping_add(self.payload_len)
+            .wrapping_add((self.flags & SYN != 0) as u32)
+            .wrapping_add((self.flags & FIN != 0) as u32)
+    }
+}
+
+/// Why a segment was refused. Each is a drop counter with `name()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpReject {
+    /// A flag combination no TCP sends (SYN+FIN, SYN+RST, FIN or URG/PSH without ACK, no flags).
+    InvalidFlags,
+    /// Outside the sequence or acknowledgement window.
+    OutOfWindow,
+    /// A first packet that cannot open a connection (not a SYN, or a SYN that also ACKs).
+    NotSyn,
+}
+
+impl TcpReject {
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpReject::InvalidFlags => "invalid_flags",
+            TcpReject::OutOfWindow => "out_of_window",
+            TcpReject::NotSyn => "no_state",
+        }
+    }
+}
+
+/// One direction's progress. Ordered: a peer only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[repr(u8)]
+pub enum PeerState {
+    /// Nothing seen from this side yet.
+    #[default]
+    Closed,
+    /// Sent its SYN.
+    SynSent,
+    /// Its SYN was acknowledged.
+    Established,
+    /// Sent its FIN.
+    FinSent,
+    /// Its FIN was acknowledged.
+    FinAcked,
+    /// Sent or received a valid RST.
+    Reset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Peer {
+    seqlo: u32,
+    seqhi: u32,
+    max_win: u16,
+    wscale: u8,
+    state: PeerState,
+}
+
+/// The connection's state as a whole, for timeouts and reporting (the names of Linux conntrack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    SynSent,
+    SynRecv,
+    Established,
+    /// One or both FINs sent, not both acknowledged.
+    Closing,
+    /// Both FINs acknowledged.
+    TimeWait,
+    /// Reset.
+    Close,
+}
+
+impl ConnState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::SynSent => "syn_sent",
+            ConnState::SynRecv => "syn_recv",
+            ConnState::Established => "established",
+            ConnState::Closing => "closing",
+            ConnState::TimeWait => "time_wait",
+            ConnState::Close => "closed",
+        }
+    }
+}
+
+/// Refuses flag combinations that no conforming TCP sends (the "xmas", "null", SYN+FIN and
+/// SYN+RST scans among them). Every segment after the first SYN carries ACK (RFC 9293 §3.10.7.4),
+/// so FIN, PSH or URG without ACK is invalid too.
+#[inline]
+pub fn check_flags(f: u8) -> Result<(), TcpReject> {
+    let bad = f & (SYN | ACK | RST | FIN) == 0
+        || f & (SYN | FIN) == (SYN | FIN)
+        || f & (SYN | RST) == (SYN | RST)
+        || (f & ACK == 0 && f & (FIN | PSH | URG) != 0);
+    if bad {
+        Err(TcpReject::InvalidFlags)
+    } else {
+        Ok(())
+    }
+}
+
+#[inline(always)]
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+#[inline(always)]
+fn seq_leq(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) <= 0
+}
+#[inline(always)]
+fn seq_gt(a: u32, b: u32) -> bool {
+    !seq_leq(a, b)
+}
+#[inline(always)]
+fn seq_geq(a: u32, b: u32) -> bool {
+    !seq_lt(a, b)
+}
+
+/// One TCP connection: its two directions (0: the side that opened it, 1: the other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTracker {
+    peers: [Peer; 2],
+    /// Adopted mid-stream (loose pickup): window scales are unknown, so windows are read with
+    /// the largest scale until a SYN would have told; the "one window back" bound is skipped
+    /// until both directions were seen.
+    loose: bool,
+}
+
+impl TcpTracker {
+    /// Opens tracking with the connection's first segment, from its initiator. Strictly, that
+    /// must be a SYN without ACK. With `pickup` (loose, for connections already running when the
+    /// appliance started or took over), any valid segment adopts the connection.
+    pub fn open(seg: &Segment, pickup: bool) -> Result<TcpTracker, TcpReject> {
+        check_flags(seg.flags)?;
+        let is_syn = seg.flags & (SYN | ACK | RST) == SYN;
+        if !is_syn && (!pickup || seg.flags & RST != 0) {
+            return Err(TcpReject::NotSyn);
+        }
+        let mut t = TcpTracker {
+            peers: [Peer::default(); 2],
+            loose: !is_syn,
+        };
+        t.init_peer(0, seg);
+        Ok(t)
+    }
+
+    /// Whether a fresh SYN may replace this connection (the same 5-tuple reused after the old
+    /// connection closed, as RFC 9293 §3.6.1 allows from TIME_WAIT).
+    pub fn may_reopen(&self, seg: &Segment) -> bool {
+        seg.flags & (SYN | ACK | RST | FIN) == SYN
+            && matches!(self.state(), ConnState::TimeWait | ConnState::Close)
+    }
+
+    pub fn is_loose(&self) -> bool {
+        self.loose
+    }
+
+    fn init_peer(&mut self, side: usize, seg: &Segment) {
+        let dst = self.peers[1 - side];
+        let end = seg.end();
+        let scale = if self.loose {
+            MAX_SCALE
+        } else {
+            match seg.wscale {
+                Some(s) if seg.flags & SYN != 0 => s.min(MAX_SCALE),
+                _ => NO_SCALE,
+            }
+        };
+        // What this side may send before the other side told us more: the other side's largest
+        // window when it is known, else just this segment (loose: anything).
+        let allowance = if self.loose {
+            (u16::MAX as u32) << MAX_SCALE
+        } else if dst.state != PeerState::Closed {
+            (dst.max_win as u32).max(1)
+        } else {
+            1
+        };
+        self.peers[side] = Peer {
+            seqlo: end,
+            seqhi: end.wrapping_add(allowance),
+            max_win: seg.window.max(1),
+            wscale: scale,
+            state: if seg.flags & SYN != 0 {
+                PeerState::SynSent
+            } else {
+                PeerState::Established
+            },
+        };
+        if self.loose && dst.state == PeerState::Closed {
+            // Adopted mid-stream: this side's ACK tells how far the other side has sent.
+            if seg.flags & ACK != 0 {
+                self.peers[1 - side].seqlo = seg.ack;
+            }
+        }
+    }
+
+    /// Shifts in force: both SYNs carried the option (RFC 7323 §2.2), or adopted loosely.
+    #[inline]
+    fn scales(&self, side: usize) -> (u8, u8) {
+        let (s, d) = (self.peers[side].wscale, self.peers[1 - side].wscale);
+        if s != NO_SCALE && d != NO_SCALE {
+            (s, d)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// Tracks one segment; `from_initiator` tells its direction. On `Err` nothing changed.
+    pub fn track(&mut self, from_initiator: bool, seg: &Segment) -> Result<(), TcpReject> {
+        check_flags(seg.flags)?;
+        let side = if from_initiator { 0 } else { 1 };
+        let f = seg.flags;
+
+        if self.peers[side].state == PeerState::Closed {
+            // This side's first segment: the answer to the opening SYN.
+            let initiator = self.peers[1 - side];
+            // It acknowledges the SYN and possibly data the SYN carried (TCP Fast Open, RFC 7413:
+            // a server that rejects the cookie acknowledges the SYN alone). A SYN's data fits in
+            // one IP packet: at most 65535 bytes before the initiator's sequence end.
+            let acks_syn = f & ACK != 0
+                && seq_leq(seg.ack, initiator.seqlo)
+                && seq_gt(seg.ack, initiator.seqlo.wrapping_sub(u16::MAX as u32 + 2));
+            let ok = if self.loose {
+                f & RST == 0
+            } else if f & RST != 0 {
+                // Connection refused: a RST must acknowledge the SYN (RFC 9293 §3.10.7.2).
+                acks_syn
+            } else if f & SYN != 0 {
+                // SYN-ACK acknowledging the SYN, or a bare SYN (simultaneous open).
+                f & ACK == 0 || acks_syn
+            } else {
+                false
+            };
+            if !ok {
+                return Err(TcpReject::OutOfWindow);
+            }
+            if f & RST != 0 {
+                self.peers[0].state = PeerState::Reset;
+                self.peers[1].state = PeerState::Reset;
+                return Ok(());
+            }
+            self.init_peer(side, seg);
+            if f & ACK != 0 {
+                self.on_ack(side, seg);
+            }
+            return Ok(());
+        }
+
+        // A responder whose SYN nobody acknowledged yet may answer a retransmitted SYN with a new
+        // SYN-ACK and a new sequence number (it dropped its first half-open connection, as TCP
+        // Fast Open servers do): that restarts its half of the tracking.
+        if side == 1
+            && f & (SYN | ACK) == (SYN | ACK)
+            && self.peers[1].state == PeerState::SynSent
+            && seg.seq != self.peers[1].seqlo.wrapping_sub(1)
+        {
+            let initiator = self.peers[0];
+            if seq_leq(seg.ack, initiator.seqlo)
+                && seq_gt(seg.ack, initiator.seqlo.wrapping_sub(u16::MAX as u32 + 2))
+            {
+                self.init_peer(1, seg);
+                self.on_ack(1, seg);
+                return Ok(());
+            }
+        }
+
+        let (sws, dws) = self.scales(side);
+        let src = self.peers[side];
+        let dst = self.peers[1 - side];
+        let end = seg.end();
+        let back = ((dst.max_win as u32) << dws).max(1);
+        let fits_right = seq_geq(src.seqhi, end);
+        let fits_left = (self.loose && dst.state == PeerState::Closed)
+            || seq_geq(seg.seq, src.seqlo.wrapping_sub(back));
+        let ack_ok = f & ACK == 0 || {
+            // How far the ACK trails the data the other side sent.
+            let skew = dst.seqlo.wrapping_sub(seg.ack) as i32 as i64;
+            skew >= -(MAX_ACK_SLACK as i64) && skew <= ((MAX_ACK_SLACK as i64) << sws)
+        };
+        if !(fits_right && fits_left && ack_ok) {
+            return Err(TcpReject::OutOfWindow);
+        }
+        if f & RST != 0 {
+            self.peers[0].state = PeerState::Reset;
+            self.peers[1].state = PeerState::Reset;
+            return Ok(());
+        }
+
+        let src = &mut self.peers[side];
+        src.max_win = src.max_win.max(seg.window);
+        if seq_gt(end, src.seqlo) {
+            src.seqlo = end;
+        }
+        if f & SYN != 0 && src.state < PeerState::SynSent {
+            src.state = PeerState::SynSent;
+        }
+        if f & FIN != 0 && src.state < PeerState::FinSent {
+            src.state = PeerState::FinSent;
+        }
+        if f & ACK != 0 {
+            self.on_ack(side, seg);
+        }
+        Ok(())
+    }
+
+    /// The other side's send bound grows with this side's ACK and window; its SYN or FIN is
+    /// acknowledged once the ACK covers it.
+    fn on_ack(&mut self, side: usize, seg: &Segment) {
+        let (sws, _) = self.scales(side);
+        // RFC 7323 §2.2: the window of a SYN is never scaled.
+        let win = if seg.flags & SYN != 0 {
+            seg.window as u32
+        } else {
+            (seg.window as u32) << sws
+        };
+        let dst = &mut self.peers[1 - side];
+        let edge = seg.ack.wrapping_add(win.max(1));
+        if seq_geq(edge, dst.seqhi) {
+            dst.seqhi = edge;
+        }
+        if seq_geq(seg.ack, dst.seqlo) {
+            match dst.state {
+                PeerState::SynSent => dst.state = PeerState::Established,
+                PeerState::FinSent => dst.state = PeerState::FinAcked,
+                _ => {}
+            }
+        }
+    }
+
+    /// The connection's overall state.
+    pub fn state(&self) -> ConnState {
+        let (a, b) = (self.peers[0].state, self.peers[1].state);
+        use PeerState::*;
+        if a == Reset || b == Reset {
+            ConnState::Close
+        } else if a == FinAcked && b == FinAcked {
+            ConnState::TimeWait
+        } else if a >= FinSent || b >= FinSent {
+            ConnState::Closing
+        } else if a == Established && b == Established {
+            ConnState::Established
+        } else if b == Closed {
+            ConnState::SynSent
+        } else {
+            ConnState::SynRecv
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One end of a simulated conversation: enough of a TCP to produce conforming segments.
+    #[derive(Clone, Copy)]
+    struct Host {
+        nxt: u32,
+        rcv: u32,
+        win: u16,
+        wscale: Option<u8>,
+    }
+
+    impl Host {
+        fn new(isn: u32, win: u16, wscale: Option<u8>) -> Host {
+            Host {
+                nxt: isn,
+                rcv: 0,
+                win,
+                wscale,
+            }
+        }
+        fn seg(&mut self, flags: u8, len: u32) -> Segment {
+            let s = Segment {
+                seq: self.nxt,
+                ack: if flags & ACK != 0 { self.rcv } else { 0 },
+                flags,
+                window: self.win,
+                payload_len: len,
+                wscale: if flags & SYN != 0 { self.wscale } else { None },
+            };
+            self.nxt = s.end();
+            s
+        }
+        fn got(&mut self, s: &Segment) {
+            if seq_gt(s.end(), self.rcv) || self.rcv == 0 {
+                self.rcv = s.end();
+            }
+        }
+    }
+
+    /// Client and server through the handshake; returns the tracker and both hosts.
+    fn handshake(c: &mut Host, s: &mut Host) -> TcpTracker {
+        let syn = c.seg(SYN, 0);
+        let mut t = TcpTracker::open(&syn, false).unwrap();
+        assert_eq!(t.state(), ConnState::SynSent);
+        s.got(&syn);
+        let synack = s.seg(SYN | ACK, 0);
+        t.track(false, &synack).unwrap();
+        assert_eq!(t.state(), ConnState::SynRecv);
+        c.got(&synack);
+        let ack = c.seg(ACK, 0);
+        t.track(true, &ack).unwrap();
+        s.got(&ack);
+        assert_eq!(t.state(), ConnState::Established);
+        t
+    }
+
+    fn send(
+        t: &mut TcpTracker,
+        from_client: bool,
+        a: &mut Host,
+        b: &mut Host,
+        flags: u8,
+        len: u32,
+    ) -> Result<(), TcpReject> {
+        let seg = a.seg(flags, len);
+        let r = t.track(from_client, &seg);
+        if r.is_ok() {
+            b.got(&seg);
+        }
+        r
+    }
+
+    #[test]
+    fn full_connection_through_time_wait() {
+        let (mut c, mut s) = (Host::new(1000, 64_240, None), Host::new(5000, 65_160, None));
+        let mut t = handshake(&mut c, &mut s);
+        send(&mut t, true, &mut c, &mut s, ACK | PSH, 100).unwrap();
+        for _ in 0..40 {
+            send(&mut t, false, &mut s, &mut c, ACK, 1448).unwrap();
+            send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
+        }
+        send(&mut t, true, &mut c, &mut s, FIN | ACK, 0).unwrap();
+        assert_eq!(t.state(), ConnState::Closing);
+        send(&mut t, false, &mut s, &mut c, FIN | ACK, 0).unwrap();
+        send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
+        assert_eq!(t.state(), ConnState::TimeWait);
+    }
+
+    #[test]
+    fn retransmissions_pass() {
+        let (mut c, mut s) = (Host::new(1, 64_240, None), Host::new(2, 65_160, None));
+        let mut t = handshake(&mut c, &mut s);
+        let data = s.seg(ACK, 1448);
+        t.track(false, &data).unwrap();
+        t.track(false, &data).unwrap(); // retransmitted before the ACK
+        c.got(&data);
+        send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
+        t.track(false, &data).unwrap(); // and after it
+        assert_eq!(t.state(), ConnState::Established);
+    }
+
+    #[test]
+    fn blind_injection_is_refused_and_changes_nothing() {
+        let (mut c, mut s) = (Host::new(77, 64_240, None), Host::new(99_000, 65_160, None));
+        let mut t = handshake(&mut c, &mut s);
+        send(&mut t, false, &mut s, &mut c, ACK, 1000).unwrap();
+        let saved = t;
+        for off in [200_000u32, 1 << 20, 1 << 31, 0u32.wrapping_sub(200_000)] {
+            let rst = Segment {
+                seq: s.nxt.wrapping_add(off),
+                ack: 0,
+                flags: RST,
+                window: 0,
+                payload_len: 0,
+                wscale: None,
+            };
+            assert_eq!(
+                t.track(false, &rst),
+                Err(TcpReject::OutOfWindow),
+                "rst at +{off}"
+            );
+            let data = Segment {
+                seq: s.nxt.wrapping_add(off),
+                ack: c.nxt,
+                flags: ACK | PSH,
+                window: 500,
+                payload_len: 100,
+                wscale: None,
+            };
+            assert_eq!(
+                t.track(false, &data),
+                Err(TcpReject::OutOfWindow),
+                "data at +{off}"
+            );
+            // An ACK for data the client never sent.
+            let ack = Segment {
+                seq: s.nxt,
+                ack: c.nxt.wrapping_add(off),
+                flags: ACK,
+                window: 500,
+                payload_len: 0,
+                wscale: None,
+            };
+            assert_eq!(
+                t.track(false, &ack),
+                Err(TcpReject::OutOfWindow),
+                "ack at +{off}"
+            );
+        }
+        assert_eq!(t, saved, "a refused segment must not change state");
+    }
+
+    #[test]
+    fn rst_in_window_closes() {
+        let (mut c, mut s) = (Host::new(10, 64_240, None), Host::new(20, 65_160, None));
+        let mut t = handshake(&mut c, &mut s);
+        let rst = Segment {
+            seq: s.nxt,
+            ack: 0,
+            flags: RST,
+            window: 0,
+            payload_len: 0,
+            wscale: None,
+        };
+        t.track(false, &rst).unwrap();
+        assert_eq!(t.state(), ConnState::Close);
+    }
+
+    #[test]
+    fn invalid_flag_combinations() {
+        for f in [
+            0,
+            PSH,
+            URG,
+            FIN,
+            FIN | PSH | URG,
+            SYN | FIN,
+            SYN | RST,
+            SYN | FIN | ACK,
+            SYN | RST | ACK,
+        ] {
+            assert_eq!(check_flags(f), Err(TcpReject::InvalidFlags), "flags {f:#x}");
+        }
+        for f in [
+            SYN,
+            SYN | ACK,
+            ACK,
+            ACK | PSH,
+            FIN | ACK,
+            RST,
+            RST | ACK,
+            ACK | URG | PSH,
+            SYN | 0x40 | 0x80,
+        ] {
+            assert_eq!(check_flags(f), Ok(()), "flags {f:#x}");
+        }
+        let xmas = Segment {
+            flags: FIN | PSH | URG,
+            ..Segment::default()
+        };
+        assert_eq!(TcpTracker::open(&xmas, true), Err(TcpReject::InvalidFlags));
+    }
+
+    #[test]
+    fn simultaneous_open() {
+        let (mut a, mut b) = (Host::new(100, 64_000, None), Host::new(200, 64_000, None));
+        let syn_a = a.seg(SYN, 0);
+        let mut t = TcpTracker::open(&syn_a, false).unwrap();
+        let syn_b = b.seg(SYN, 0);
+        t.track(false, &syn_b).unwrap();
+        a.got(&syn_b);
+        b.got(&syn_a);
+        let sa_a = Segment {
+            seq: syn_a.seq,
+            ack: a.rcv,
+            flags: SYN | ACK,
+            window: 64_000,
+            payload_len: 0,
+            wscale: None,
+        };
+        let sa_b = Segment {
+            seq: syn_b.seq,
+            ack: b.rcv,
+            flags: SYN | ACK,
+            window: 64_000,
+            payload_len: 0,
+            wscale: None,
+        };
+        t.track(true, &sa_a).unwrap();
+        t.track(false, &sa_b).unwrap();
+        assert_eq!(t.state(), ConnState::Established);
+    }
+
+    #[test]
+    fn half_close_keeps_the_other_direction_open() {
+        let (mut c, mut s) = (Host::new(5, 64_240, None), Host::new(6, 65_160, None));
+        let mut t = handshake(&mut c, &mut s);
+        send(&mut t, true, &mut c, &mut s, FIN | ACK, 0).unwrap();
+        send(&mut t, false, &mut s, &mut c, ACK, 0).unwrap();
+        for _ in 0..10 {
+            send(&mut t, false, &mut s, &mut c, ACK, 1448).unwrap();
+            send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
+        }
+        assert_eq!(t.state(), ConnState::Closing);
+        send(&mut t, false, &mut s, &mut c, FIN | ACK, 0).unwrap();
+        send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
+        assert_eq!(t.state(), ConnState::TimeWait);
+    }
+
+    #[test]
+    fn window_scaling_is_honoured_only_when_both_sides_offer_it() {
+        // 512 << 7 = 64 KiB windows: a 60 KiB flight fits only if scaling is in force.
+        let flight = |cs: Option<u8>, ss: Option<u8>| {
+            let (mut c, mut s) = (Host::new(1, 512, cs), Host::new(2, 512, ss));
+            let mut t = handshake(&mut c, &mut s);
+            let mut r = Ok(());
+            for _ in 0..40 {
+                r = r.and(send(&mut t, false, &mut s, &mut c, ACK, 1500));
+            }
+            r
+        };
+        assert_eq!(flight(Some(7), Some(7)), Ok(()));
+        assert_eq!(flight(Some(7), None), Err(TcpReject::OutOfWindow));
+    }
+
+    #[test]
+    fn refused_connection() {
+        let mut c = Host::new(1000, 64_240, None);
+        let syn = c.seg(SYN, 0);
+        let mut t = TcpTracker::open(&syn, false).unwrap();
+        let blind = Segment {
+            seq: 0,
+            ack: 0,
+            flags: RST,
+            window: 0,
+            payload_len: 0,
+            wscale: None,
+        };
+        assert_eq!(t.track(false, &blind), Err(TcpReject::OutOfWindow));
+        let rst = Segment {
+            seq: 0,
+            ack: syn.end(),
+            flags: RST | ACK,
+            window: 0,
+            payload_len: 0,
+            wscale: None,
+        };
+        t.track(false, &rst).unwrap();
+        assert_eq!(t.state(), ConnState::Close);
+    }
+
+    #[test]
+    fn strict_open_needs_a_syn_pickup_adopts() {
+        let (mut c, mut s) = (Host::new(4000, 64_240, None), Host::new(9000, 65_160, None));
+        let _ = handshake(&mut c, &mut s);
+        let mid = c.seg(ACK | PSH, 200);
+        assert_eq!(TcpTracker::open(&mid, false), Err(TcpReject::NotSyn));
+        let synack = Segment {
+            flags: SYN | ACK,
+            ..mid
+        };
+        assert_eq!(TcpTracker::open(&synack, false), Err(TcpReject::NotSyn));
+        let mut t = TcpTracker::open(&mid, true).unwrap();
+        assert!(t.is_loose());
+        s.got(&mid);
+        for _ in 0..20 {
+            send(&mut t, false, &mut s, &mut c, ACK, 1448).unwrap();
+            send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
+        }
+        assert_eq!(t.state(), ConnState::Established);
+        // Even loose, a RST far from the window is refused once both sides were seen.
+        let rst = Segment {
+            seq: s.nxt.wrapping_add(1 << 31),
+            ack: 0,
+            flags: RST,
+            window: 0,
+            payload_len: 0,
+            wscale: None,
+        };
+        assert_eq!(t.track(false, &rst), Err(TcpReject::OutOfWindow));
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let (mut c, mut s) = (
+            Host::new(u32::MAX - 3000, 64_240, None),
+            Host::new(u32::MAX - 10, 65_160, None),
+        );
+        let mut t = handshake(&mut c, &mut s);
+        for _ in 0..10 {
+            send(&mut t, false, &mut s, &mut c, ACK, 1448).unwrap();
+            send(&mut t, true, &mut c, &mut s, ACK, 700).unwrap();
+        }
+        assert_eq!(t.state(), ConnState::Established);
+    }
+
+    #[test]
+    fn responder_may_restart_its_half_before_its_syn_is_acked() {
+        let mut c = Host::new(1000, 64_240, None);
+        let syn = c.seg(SYN, 0);
+        let mut t = TcpTracker::open(&syn, false).unwrap();
+        let first = Segment {
+            seq: 7000,
+            ack: syn.end(),
+            flags: SYN | ACK,
+            window: 65_000,
+            payload_len: 0,
+            wscale: None,
+        };
+        t.track(false, &first).unwrap();
+        let second = Segment {
+            seq: 900_000,
+            ..first
+        };
+        t.track(false, &second).unwrap();
+        let ack = Segment {
+            seq: syn.end(),
+            ack: 900_001,
+            flags: ACK,
+            window: 64_240,
+            payload_len: 0,
+            wscale: None,
+        };
+        t.track(true, &ack).unwrap();
+        assert_eq!(t.state(), ConnState::Established);
+        // Once established, a SYN-ACK of the abandoned half is refused.
+        assert_eq!(t.track(false, &first), Err(TcpReject::OutOfWindow));
+    }
+
+    #[test]
+    fn a_closed_tuple_may_be_reused_by_a_new_syn() {
+        let (mut c, mut s) = (Host::new(1, 64_240, None), Host::new(2, 65_160, None));
+        let mut t = handshake(&mut c, &mut s);
+        let fresh = Segment {
+            seq: 12345,
+            flags: SYN,
+            window: 64_240,
+            ..Segment::default()
+        };
+        assert!(!t.may_reopen(&fresh));
+        send(&mut t, true, &mut c, &mut s, FIN | ACK, 0).unwrap();
+        send(&mut t, false, &mut s, &mut c, FIN | ACK, 0).unwrap();
+        send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
+        assert!(t.may_reopen(&fresh));
+        assert!(!t.may_reopen(&Segment {
+            flags: SYN | ACK,
+            ..fresh
+        }));
+    }
+
+    #[test]
+    fn segment_from_wire_reads_window_scale_on_syn() {
+        // The TCP header of the first SYN in configs/captures/lab-mixed.pcap (curl, Linux):
+        // 10.99.0.1.42562 > 10.99.0.2.443, seq 1468637064, win 64240, MSS 1460, SACK-permitted,
+        // timestamps, window scale 10.
+        let tcp: [u8; 40] = [
+            0xa6, 0x42, 0x01, 0xbb, 0x57, 0x89, 0x9f, 0x88, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02,
+            0xfa, 0xf0, 0x9a, 0x84, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a,
+            0xf8, 0xda, 0x05, 0xd5, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x0a,
+        ];
+        let seg = Segment::parse(&tcp, 0).unwrap();
+        assert_eq!(seg.flags, SYN);
+        assert_eq!(seg.wscale, Some(10));
+        assert_eq!(seg.window, 64_240);
+        assert_eq!(seg.seq, 1_468_637_064);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any conforming conversation (random sizes within the receiver's window, random
+            /// retransmissions, random window sizes and scales) is accepted in full.
+            #[test]
+            fn conforming_conversations_pass(
+                isn_c in any::<u32>(), isn_s in any::<u32>(),
+                wc in 1024u16.., ws in 1024u16..,
+                scale in prop::option::of(0u8..=14),
+                steps in prop::collection::vec((any::<bool>(), 0u32..1448, any::<bool>()), 1..200),
+            ) {
+                let (mut c, mut s) = (Host::new(isn_c, wc, scale), Host::new(isn_s, ws, scale));
+                let mut t = handshake(&mut c, &mut s);
+                let mut last: Option<(bool, Segment)> = None;
+                for (from_client, len, retransmit) in steps {
+                    if retransmit {
+                        if let Some((fc, seg)) = last {
+                            prop_assert_eq!(t.track(fc, &seg), Ok(()), "retransmission refused");
+                            continue;
+                        }
+                    }
+                    // Stay within the receiver's window (unscaled: the smaller bound).
+                    let (a, b) = if from_client { (&mut c, &mut s) } else { (&mut s, &mut c) };
+                    let len = len.min(b.win as u32);
+                    let seg = a.seg(ACK, len);
+                    prop_assert_eq!(t.track(from_client, &seg), Ok(()), "segment refused: {:?}", seg);
+                    b.got(&seg);
+                    // The receiver acknowledges at once.
+                    let ack = b.seg(ACK, 0);
+                    prop_assert_eq!(t.track(!from_client, &ack), Ok(()), "ack refused");
+                    a.got(&ack);
+                    last = Some((from_client, seg));
+                }
+                prop_assert_eq!(t.state(), ConnState::Established);
+            }
+
+            /// A RST is accepted only within a window of the sender's sequence space.
+            #[test]
+            fn rst_needs_a_window_guess(off in any::<u32>()) {
+                let (mut c, mut s) = (Host::new(1, 1000, None), Host::new(2, 1000, None));
+                let mut t = handshake(&mut c, &mut s);
+                let rst = Segment { seq: s.nxt.wrapping_add(off), ack: 0, flags: RST, window: 0, payload_len: 0, wscale: None };
+                let accepted = t.track(false, &rst).is_ok();
+                let d = off as i32 as i64;
+                prop_assert_eq!(accepted, (-1000..=1000).contains(&d), "offset {}", d);
+            }
+        }
+    }
+}
