@@ -2,4 +2,5 @@
 //! the policy allowed. Pure logic: packets in, decisions out; no I/O, no clock (time is an
 //! argument), no allocation.
 
+pub mod table;
 pub mod tcp;

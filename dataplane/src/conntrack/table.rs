@@ -1,0 +1,618 @@
+//! A worker's connection table: fixed capacity, preallocated at start, one writer (its worker).
+//!
+//! - Lookup: a seeded hash of the canonical `FlowKey` picks a bucket (a `u32` head of a chain of
+//!   entry indices). `hash` + `prefetch` let a burst start all its loads before it needs them.
+//! - Expiry: a timer wheel of one-second slots, lazily: a packet only stamps `last_seen`; when an
+//!   entry's slot comes round the wheel checks it and either expires it or reschedules it for
+//!   `last_seen + timeout`. The per-packet path never touches a list. Timeouts longer than the
+//!   wheel simply come round more than once.
+//! - Exhaustion: a full table refuses new connections; it never evicts a live one.
+//!
+//! Must never allocate after `with_capacity`, read a clock (time is an argument), or lock.
+
+use super::tcp::{ConnState, TcpTracker};
+use crate::flow::FlowKey;
+
+/// Slots of the timer wheel: one per second, ~68 minutes round.
+const WHEEL_SLOTS: usize = 4096;
+const NIL: u32 = u32::MAX;
+
+/// Timeouts in seconds, per protocol and state. Defaults after Linux conntrack and pf, with two
+/// deliberate differences: half-open TCP (SYN sent, SYN received) lasts 30 s instead of their
+/// 120 s, so that a SYN flood drains fast; established TCP lasts 24 h as in pf, not Linux's
+/// 5 days (a dead peer's entry should not live for most of a week). UDP 30 s unreplied and
+/// 120 s once both sides spoke, ICMP 30 s, as in Linux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_syn_sent: u32,
+    pub tcp_syn_recv: u32,
+    pub tcp_established: u32,
+    pub tcp_closing: u32,
+    pub tcp_time_wait: u32,
+    pub tcp_closed: u32,
+    /// UDP before the first reply, and once both sides have spoken.
+    pub udp_first: u32,
+    pub udp_stream: u32,
+    pub icmp: u32,
+    pub other: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_syn_sent: 30,
+            tcp_syn_recv: 30,
+            tcp_established: 86_400,
+            tcp_closing: 120,
+            tcp_time_wait: 60,
+            tcp_closed: 10,
+            udp_first: 30,
+            udp_stream: 120,
+            icmp: 30,
+            other: 60,
+        }
+    }
+}
+
+/// Protocol state of a connection that is not TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SimpleState {
+    /// Only the initiator has sent.
+    New,
+    /// Both sides have sent.
+    Replied,
+}
+
+/// One connection. Its size is part of the design (checked by a test: at most 128 bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub key: FlowKey,
+    /// Whether the initiator is the key's lo endpoint.
+    pub initiator_is_lo: bool,
+    /// Protocol state for UDP, ICMP and others (TCP has `tcp`).
+    pub simple: SimpleState,
+    /// Per-connection flags owned by the layers above (verdict, zone, inspection state).
+    pub flags: u16,
+    pub tcp: TcpTracker,
+    /// Packets and bytes from the initiator (`orig`) and from the responder (`reply`).
+    pub packets: [u32; 2],
+    pub bytes: [u64; 2],
+    /// Seconds (of the caller's clock) of creation and of the last packet.
+    pub created: u32,
+    pub last_seen: u32,
+    hash_next: u32,
+    wheel_next: u32,
+    /// When the wheel will look at this entry next.
+    wheel_due: u32,
+    live: bool,
+}
+
+impl Conn {
+    fn timeout(&self, t: &Timeouts) -> u32 {
+        match self.key.proto {
+            6 => match self.tcp.state() {
+                ConnState::SynSent => t.tcp_syn_sent,
+                ConnState::SynRecv => t.tcp_syn_recv,
+                ConnState::Established => t.tcp_established,
+                ConnState::Closing => t.tcp_closing,
+                ConnState::TimeWait => t.tcp_time_wait,
+                ConnState::Close => t.tcp_closed,
+            },
+            17 => match self.simple {
+                SimpleState::New => t.udp_first,
+                SimpleState::Replied => t.udp_stream,
+            },
+            1 | 58 => t.icmp,
+            _ => t.other,
+        }
+    }
+
+    /// Counts one packet; `from_initiator` picks the direction.
+    #[inline(always)]
+    pub fn count(&mut self, from_initiator: bool, len: u32, now: u32) {
+        let d = (!from_initiator) as usize;
+        self.packets[d] = self.packets[d].wrapping_add(1);
+        self.bytes[d] += len as u64;
+        self.last_seen = now;
+        if !from_initiator {
+            self.simple = SimpleState::Replied;
+        }
+    }
+}
+
+/// Index of a connection in its table; valid until the connection expires or is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnId(u32);
+
+/// The table refused a new connection: it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFull;
+
+pub struct ConnTable {
+    buckets: Box<[u32]>,
+    entries: Box<[Conn]>,
+    free: u32,
+    len: usize,
+    mask: usize,
+    seed: u64,
+    wheel: Box<[u32]>,
+    /// The wheel has processed every slot before this second.
+    wheel_now: u32,
+    /// The detached rest of the slot being processed when a budget ran out. Processing takes a
+    /// slot's whole list first, so entries rescheduled into the same slot (a later round) land
+    /// in a fresh list and are not seen twice in one pass.
+    pending: u32,
+    timeouts: Timeouts,
+}
+
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = (a as u128).wrapping_mul(b as u128);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+impl ConnTable {
+    /// A table for `capacity` connections, all memory allocated now. `now` starts the wheel.
+    pub fn with_capacity(capacity: usize, timeouts: Timeouts, now: u32) -> ConnTable {
+        let capacity = capacity.clamp(1, NIL as usize - 1);
+        let nb = capacity.next_power_of_two();
+        let blank = Conn {
+            key: FlowKey::default(),
+            initiator_is_lo: true,
+            simple: SimpleState::New,
+            flags: 0,
+            tcp: TcpTracker::open(
+                &super::tcp::Segment {
+                    flags: super::tcp::flags::SYN,
+                    ..Default::default()
+                },
+                false,
+            )
+            .expect("a bare SYN opens"),
+            packets: [0; 2],
+            bytes: [0; 2],
+            created: 0,
+            last_seen: 0,
+            hash_next: NIL,
+            wheel_next: NIL,
+            wheel_due: 0,
+            live: false,
+        };
+        let mut entries = vec![blank; capacity].into_boxed_slice();
+        // The free list threads through hash_next.
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.hash_next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
+        }
+        let seed = {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0xc0_22_u64)
+        };
+        ConnTable {
+            buckets: vec![NIL; nb].into_boxed_slice(),
+            entries,
+            free: 0,
+            len: 0,
+            mask: nb - 1,
+            seed,
+            wheel: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
+            wheel_now: now,
+            pending: NIL,
+            timeouts,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Bytes of memory the table holds (entries, buckets, wheel).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.entries)
+            + std::mem::size_of_val(&*self.buckets)
+            + std::mem::size_of_val(&*self.wheel)
+    }
+
+    /// The table's hash of a key (stage 1 of a bulk lookup).
+    #[inline(always)]
+    pub fn hash(&self, k: &FlowKey) -> u64 {
+        const K0: u64 = 0x243f_6a88_85a3_08d3;
+        const K1: u64 = 0x1319_8a2e_0370_7344;
+        const K2: u64 = 0xa409_3822_299f_31d0;
+        let w =
+            |a: &[u8; 16], i: usize| u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let tail = k.lo_port as u64
+            | (k.hi_port as u64) << 16
+            | (k.proto as u64) << 32
+            | (k.is_ipv6 as u64) << 40;
+        let mut h = fold_mul(w(&k.lo_addr, 0) ^ self.seed ^ K0, w(&k.hi_addr, 0) ^ K1);
+        if k.is_ipv6 {
+            h ^= fold_mul(w(&k.lo_addr, 8) ^ K2, w(&k.hi_addr, 8) ^ self.seed);
+        }
+        fold_mul(h ^ tail, K2 ^ self.seed)
+    }
+
+    /// Prefetches the bucket `hash` falls in (stage 2 of a bulk lookup).
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        crate::dpdk::prefetch(&self.buckets[hash as usize & self.mask]);
+    }
+
+    /// Prefetches a connection found by `lookup` (stage 3, before its update).
+    #[inline(always)]
+    pub fn prefetch_conn(&self, id: ConnId) {
+        crate::dpdk::prefetch(&self.entries[id.0 as usize]);
+    }
+
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, hash: u64) -> Option<ConnId> {
+        let mut i = self.buckets[hash as usize & self.mask];
+        while i != NIL {
+            let e = &self.entries[i as usize];
+            if e.key == *key {
+                return Some(ConnId(i));
+            }
+            i = e.hash_next;
+        }
+        None
+    }
+
+    #[inline(always)]
+    pub fn get(&self, id: ConnId) -> &Conn {
+        &self.entries[id.0 as usize]
+    }
+
+    #[inline(always)]
+    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
+        &mut self.entries[id.0 as usize]
+    }
+
+    /// Inserts a new connection (the caller looked it up first). Never evicts: a full table
+    /// refuses.
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        initiator_is_lo: bool,
+        tcp: TcpTracker,
+        now: u32,
+    ) -> Result<ConnId, TableFull> {
+        if self.free == NIL {
+            return Err(TableFull);
+        }
+        let i = self.free;
+        let b = hash as usize & self.mask;
+        let e = &mut self.entries[i as usize];
+        self.free = e.hash_next;
+        *e = Conn {
+            key: *key,
+            initiator_is_lo,
+            simple: SimpleState::New,
+            flags: 0,
+            tcp,
+            packets: [0; 2],
+            bytes: [0; 2],
+            created: now,
+            last_seen: now,
+            hash_next: self.buckets[b],
+            wheel_next: NIL,
+            wheel_due: 0,
+            live: true,
+        };
+        self.buckets[b] = i;
+        self.len += 1;
+        let due = now.wrapping_add(e.timeout(&self.timeouts).max(1));
+        self.schedule(i, due);
+        Ok(ConnId(i))
+    }
+
+    /// Removes a connection now (e.g. a RST under a policy that drops closed state at once).
+    /// Its entry is reclaimed when the wheel next reaches it.
+    pub fn remove(&mut self, id: ConnId) {
+        let key = self.entries[id.0 as usize].key;
+        let hash = self.hash(&key);
+        self.unlink(id.0, hash);
+        self.entries[id.0 as usize].live = false;
+        self.len -= 1;
+    }
+
+    fn unlink(&mut self, i: u32, hash: u64) {
+        let b = hash as usize & self.mask;
+        if self.buckets[b] == i {
+            self.buckets[b] = self.entries[i as usize].hash_next;
+            return;
+        }
+        let mut p = self.buckets[b];
+        while p != NIL {
+            let next = self.entries[p as usize].hash_next;
+            if next == i {
+                self.entries[p as usize].hash_next = self.entries[i as usize].hash_next;
+                return;
+            }
+            p = next;
+        }
+    }
+
+    fn schedule(&mut self, i: u32, due: u32) {
+        // Never in the past of the wheel: a slot behind the cursor would wait a whole round.
+        let due = if (due.wrapping_sub(self.wheel_now) as i32) < 0 {
+            self.wheel_now
+        } else {
+            due
+        };
+        let slot = due as usize % WHEEL_SLOTS;
+        let e = &mut self.entries[i as usize];
+        e.wheel_due = due;
+        e.wheel_next = self.wheel[slot];
+        self.wheel[slot] = i;
+    }
+
+    /// Advances the wheel to `now`, expiring what is due; looks at no more than `budget`
+    /// entries (the rest waits for the next call), and reports each expired connection to
+    /// `expired` before its entry is reused. Returns the number expired.
+    pub fn expire(&mut self, now: u32, budget: usize, mut expired: impl FnMut(&Conn)) -> usize {
+        let mut seen = 0;
+        let mut n = 0;
+        while (now.wrapping_sub(self.wheel_now) as i32) >= 0 {
+            if self.pending == NIL {
+                let slot = self.wheel_now as usize % WHEEL_SLOTS;
+                self.pending = std::mem::replace(&mut self.wheel[slot], NIL);
+            }
+            while self.pending != NIL {
+                if seen == budget {
+                    return n;
+                }
+                seen += 1;
+                let i = self.pending;
+                self.pending = self.entries[i as usize].wheel_next;
+                let e = self.entries[i as usize];
+                if !e.live {
+                    self.release(i);
+                    continue;
+                }
+                if e.wheel_due != self.wheel_now {
+                    // A later round of this slot: back in for then.
+                    self.schedule(i, e.wheel_due);
+                    continue;
+                }
+                let due = e.last_seen.wrapping_add(e.timeout(&self.timeouts).max(1));
+                if (due.wrapping_sub(self.wheel_now) as i32) <= 0 {
+                    expired(&e);
+                    let hash = self.hash(&e.key);
+                    self.unlink(i, hash);
+                    self.len -= 1;
+                    self.release(i);
+                    n += 1;
+                } else {
+                    self.schedule(i, due);
+                }
+            }
+            if self.wheel_now == now {
+                // This second may still get entries (rescheduled as overdue): the next call
+                // takes its slot again.
+                break;
+            }
+            self.wheel_now = self.wheel_now.wrapping_add(1);
+        }
+        n
+    }
+
+    fn release(&mut self, i: u32) {
+        let e = &mut self.entries[i as usize];
+        e.live = false;
+        e.hash_next = self.free;
+        self.free = i;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tcp::{flags, Segment};
+    use super::*;
+
+    fn key(n: u32, proto: u8) -> FlowKey {
+        let mut lo = [0u8; 16];
+        lo[..4].copy_from_slice(&n.to_be_bytes());
+        let mut hi = [0u8; 16];
+        hi[..4].copy_from_slice(&[192, 0, 2, 1]);
+        FlowKey {
+            lo_addr: lo,
+            hi_addr: hi,
+            lo_port: 1000 + (n % 50_000) as u16,
+            hi_port: 443,
+            proto,
+            is_ipv6: false,
+        }
+    }
+
+    fn syn() -> TcpTracker {
+        TcpTracker::open(
+            &Segment {
+                seq: 1,
+                flags: flags::SYN,
+                window: 1000,
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_entry_fits_in_128_bytes() {
+        let size = std::mem::size_of::<Conn>();
+        eprintln!("Conn: {size} bytes");
+        assert!(size <= 128, "Conn is {size} bytes");
+    }
+
+    #[test]
+    fn insert_lookup_and_full_table_never_evicts() {
+        let mut t = ConnTable::with_capacity(1000, Timeouts::default(), 0);
+        for n in 0..1000 {
+            let k = key(n, 17);
+            let h = t.hash(&k);
+            assert_eq!(t.lookup(&k, h), None);
+            t.insert(&k, h, true, syn(), 0).unwrap();
+        }
+        let k = key(5000, 17);
+        assert_eq!(t.insert(&k, t.hash(&k), true, syn(), 0), Err(TableFull));
+        for n in 0..1000 {
+            let k = key(n, 17);
+            assert!(t.lookup(&k, t.hash(&k)).is_some(), "connection {n} lost");
+        }
+        assert_eq!(t.len(), 1000);
+    }
+
+    #[test]
+    fn idle_connections_expire_busy_ones_stay() {
+        let to = Timeouts::default();
+        let mut t = ConnTable::with_capacity(100, to, 0);
+        let (a, b) = (key(1, 17), key(2, 17));
+        let ia = t.insert(&a, t.hash(&a), true, syn(), 0).unwrap();
+        t.insert(&b, t.hash(&b), true, syn(), 0).unwrap();
+        t.get_mut(ia).count(false, 100, 0); // a got a reply: udp_stream timeout
+        let mut gone = Vec::new();
+        for now in 1..=200u32 {
+            if now % 10 == 0 {
+                if let Some(id) = t.lookup(&a, t.hash(&a)) {
+                    t.get_mut(id).count(true, 60, now); // a stays busy
+                }
+            }
+            t.expire(now, 1000, |c| gone.push((c.key, now)));
+        }
+        assert_eq!(
+            gone,
+            vec![(b, to.udp_first)],
+            "b expires after udp_first, a never"
+        );
+        assert!(t.lookup(&a, t.hash(&a)).is_some());
+        // Now a goes idle: it expires udp_stream seconds after its last packet.
+        for now in 201..=400u32 {
+            t.expire(now, 1000, |c| gone.push((c.key, now)));
+        }
+        assert_eq!(gone[1], (a, 200 + to.udp_stream));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn timeouts_longer_than_the_wheel_come_round_again() {
+        let to = Timeouts {
+            udp_first: 10_000,
+            ..Timeouts::default()
+        };
+        let mut t = ConnTable::with_capacity(10, to, 0);
+        let k = key(9, 17);
+        t.insert(&k, t.hash(&k), true, syn(), 0).unwrap();
+        let mut at = None;
+        for now in 1..=12_000u32 {
+            t.expire(now, 100, |_| at = Some(now));
+        }
+        assert_eq!(at, Some(10_000));
+    }
+
+    #[test]
+    fn freed_entries_are_reused_and_budget_bounds_the_work() {
+        let mut t = ConnTable::with_capacity(500, Timeouts::default(), 0);
+        for n in 0..500 {
+            let k = key(n, 1);
+            t.insert(&k, t.hash(&k), true, syn(), 0).unwrap();
+        }
+        let icmp = Timeouts::default().icmp;
+        let mut n = t.expire(icmp, 100, |_| {});
+        assert_eq!(n, 100, "budget");
+        while !t.is_empty() {
+            n += t.expire(icmp, 100, |_| {});
+        }
+        assert_eq!(n, 500);
+        for n in 1000..1500 {
+            let k = key(n, 1);
+            t.insert(&k, t.hash(&k), true, syn(), icmp).unwrap();
+        }
+        assert_eq!(t.len(), 500);
+    }
+
+    #[test]
+    fn removal_unlinks_at_once_and_reclaims_later() {
+        let mut t = ConnTable::with_capacity(2, Timeouts::default(), 0);
+        let (a, b) = (key(1, 6), key(2, 6));
+        let ia = t.insert(&a, t.hash(&a), true, syn(), 0).unwrap();
+        t.insert(&b, t.hash(&b), true, syn(), 0).unwrap();
+        t.remove(ia);
+        assert_eq!(t.lookup(&a, t.hash(&a)), None);
+        assert!(t.lookup(&b, t.hash(&b)).is_some());
+        let c = key(3, 6);
+        assert_eq!(
+            t.insert(&c, t.hash(&c), true, syn(), 0),
+            Err(TableFull),
+            "reclaimed by the wheel, not yet"
+        );
+        t.expire(1, 10, |_| {});
+        t.expire(Timeouts::default().tcp_syn_sent, 10, |_| {});
+        assert!(t.insert(&c, t.hash(&c), true, syn(), 30).is_ok());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        proptest! {
+            /// Against a model: inserts, touches and clock steps; the table holds exactly the
+            /// connections whose last packet is younger than their timeout.
+            #[test]
+            fn matches_a_model(ops in prop::collection::vec((0u32..64, 0u8..3, 0u32..50), 1..400)) {
+                let to = Timeouts { udp_first: 40, udp_stream: 90, ..Timeouts::default() };
+                let mut t = ConnTable::with_capacity(32, to, 0);
+                let mut model: HashMap<u32, (u32, bool)> = HashMap::new(); // n -> (last_seen, replied)
+                let mut now = 0u32;
+                for (n, op, dt) in ops {
+                    match op {
+                        0 => {
+                            let k = key(n, 17);
+                            let h = t.hash(&k);
+                            match t.lookup(&k, h) {
+                                Some(id) => { t.get_mut(id).count(true, 1, now); model.get_mut(&n).unwrap().0 = now; }
+                                None => {
+                                    prop_assert!(!model.contains_key(&n));
+                                    if t.insert(&k, h, true, syn(), now).is_ok() { model.insert(n, (now, false)); }
+                                    else { prop_assert_eq!(model.len(), 32); }
+                                }
+                            }
+                        }
+                        1 => {
+                            let k = key(n, 17);
+                            if let Some(id) = t.lookup(&k, t.hash(&k)) {
+                                t.get_mut(id).count(false, 1, now);
+                                let m = model.get_mut(&n).unwrap();
+                                *m = (now, true);
+                            }
+                        }
+                        _ => {
+                            now += dt;
+                            let mut gone = Vec::new();
+                            t.expire(now, usize::MAX, |c| gone.push(u32::from_be_bytes(c.key.lo_addr[..4].try_into().unwrap())));
+                            for g in &gone {
+                                let (last, replied) = model.remove(g).unwrap();
+                                let timeout = if replied { to.udp_stream } else { to.udp_first };
+                                prop_assert!(now >= last + timeout, "{} expired early", g);
+                            }
+                            for (n, (last, replied)) in &model {
+                                let timeout = if *replied { to.udp_stream } else { to.udp_first };
+                                prop_assert!(now < last + timeout, "{} should have expired", n);
+                            }
+                        }
+                    }
+                    prop_assert_eq!(t.len(), model.len());
+                }
+            }
+        }
+    }
+}
