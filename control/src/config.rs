@@ -3,6 +3,7 @@
 //!
 //! Owns parsing and validation only; it never touches DPDK or starts anything.
 
+use dataplane::conntrack::table::Timeouts;
 use dataplane::engine::{Action, EngineConfig};
 use dataplane::stats::MAX_PORTS;
 use dataplane::worker::IdleMode;
@@ -49,6 +50,8 @@ pub struct Config {
     pub pairs: Vec<PairConfig>,
     #[serde(default)]
     pub engine: EngineSection,
+    #[serde(default)]
+    pub conntrack: ConntrackSection,
     #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
@@ -222,14 +225,110 @@ fn default_flow_capacity() -> usize {
     EngineConfig::default().flow_capacity
 }
 
-impl EngineSection {
-    pub fn to_engine_config(&self) -> EngineConfig {
+/// Connection tracking: timeouts (seconds) per protocol state, and loose pickup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConntrackSection {
+    /// Adopt TCP connections already running (mid-stream) instead of dropping them as no_state.
+    #[serde(default)]
+    pub tcp_pickup: bool,
+    #[serde(default = "d_syn_sent")]
+    pub tcp_syn_sent: u32,
+    #[serde(default = "d_syn_recv")]
+    pub tcp_syn_recv: u32,
+    #[serde(default = "d_established")]
+    pub tcp_established: u32,
+    #[serde(default = "d_closing")]
+    pub tcp_closing: u32,
+    #[serde(default = "d_time_wait")]
+    pub tcp_time_wait: u32,
+    #[serde(default = "d_closed")]
+    pub tcp_closed: u32,
+    #[serde(default = "d_udp_first")]
+    pub udp_first: u32,
+    #[serde(default = "d_udp_stream")]
+    pub udp_stream: u32,
+    #[serde(default = "d_icmp")]
+    pub icmp: u32,
+    #[serde(default = "d_other")]
+    pub other: u32,
+}
+
+fn d_syn_sent() -> u32 {
+    Timeouts::default().tcp_syn_sent
+}
+fn d_syn_recv() -> u32 {
+    Timeouts::default().tcp_syn_recv
+}
+fn d_established() -> u32 {
+    Timeouts::default().tcp_established
+}
+fn d_closing() -> u32 {
+    Timeouts::default().tcp_closing
+}
+fn d_time_wait() -> u32 {
+    Timeouts::default().tcp_time_wait
+}
+fn d_closed() -> u32 {
+    Timeouts::default().tcp_closed
+}
+fn d_udp_first() -> u32 {
+    Timeouts::default().udp_first
+}
+fn d_udp_stream() -> u32 {
+    Timeouts::default().udp_stream
+}
+fn d_icmp() -> u32 {
+    Timeouts::default().icmp
+}
+fn d_other() -> u32 {
+    Timeouts::default().other
+}
+
+impl Default for ConntrackSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every key has a default")
+    }
+}
+
+impl ConntrackSection {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            tcp_syn_sent: self.tcp_syn_sent,
+            tcp_syn_recv: self.tcp_syn_recv,
+            tcp_established: self.tcp_established,
+            tcp_closing: self.tcp_closing,
+            tcp_time_wait: self.tcp_time_wait,
+            tcp_closed: self.tcp_closed,
+            udp_first: self.udp_first,
+            udp_stream: self.udp_stream,
+            icmp: self.icmp,
+            other: self.other,
+        }
+    }
+}
+
+impl Config {
+    /// The engine's settings; `inside_ports` from the port pairs when running on DPDK, `None`
+    /// offline (a capture has no ports, so no zones).
+    pub fn engine_config(&self, zones: bool) -> EngineConfig {
+        let e = &self.engine;
+        let inside_ports = zones.then(|| {
+            let mut inside = [false; MAX_PORTS];
+            for (i, flag) in inside.iter_mut().enumerate().take(self.ports.len()) {
+                *flag = self.is_inside(i);
+            }
+            inside
+        });
         EngineConfig {
-            malformed: self.malformed.into(),
-            non_ip: self.non_ip.into(),
-            fragments: self.fragments.into(),
-            flow_capacity: self.flow_capacity,
-            bypass: self.mode == EngineMode::Bypass,
+            malformed: e.malformed.into(),
+            non_ip: e.non_ip.into(),
+            fragments: e.fragments.into(),
+            flow_capacity: e.flow_capacity,
+            bypass: e.mode == EngineMode::Bypass,
+            timeouts: self.conntrack.timeouts(),
+            tcp_pickup: self.conntrack.tcp_pickup,
+            inside_ports,
         }
     }
 }
@@ -404,6 +503,26 @@ impl Config {
                 "engine.flow_capacity".into(),
                 format!("must be between 1 and {MAX_FLOW_CAPACITY} flows per worker"),
             ));
+        }
+        let t = self.conntrack.timeouts();
+        for (key, v) in [
+            ("tcp_syn_sent", t.tcp_syn_sent),
+            ("tcp_syn_recv", t.tcp_syn_recv),
+            ("tcp_established", t.tcp_established),
+            ("tcp_closing", t.tcp_closing),
+            ("tcp_time_wait", t.tcp_time_wait),
+            ("tcp_closed", t.tcp_closed),
+            ("udp_first", t.udp_first),
+            ("udp_stream", t.udp_stream),
+            ("icmp", t.icmp),
+            ("other", t.other),
+        ] {
+            if v == 0 || v > 30 * 86_400 {
+                return Err(err(
+                    format!("conntrack.{key}"),
+                    "must be between 1 and 2592000 seconds (30 days)".into(),
+                ));
+            }
         }
         for (i, p) in self.ports.iter().enumerate() {
             if self.ports[..i].iter().any(|q| q.name == p.name) {

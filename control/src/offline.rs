@@ -214,8 +214,13 @@ fn worker(
     let stats = engine.stats().clone();
     for mut batch in rx.iter() {
         let mut out = if writing { free_rx.recv().ok() } else { None };
+        // The capture's own timestamps are the clock: a replay expires connections as the
+        // traffic did, however fast it runs.
+        if let Some((_, ts)) = batch.iter().next() {
+            engine.expire(ts.as_secs() as u32);
+        }
         for (frame, ts) in batch.iter() {
-            if engine.process(frame, PORT_CAPTURE) == Verdict::Forward {
+            if engine.process(frame, PORT_CAPTURE, ts.as_secs() as u32) == Verdict::Forward {
                 stats.tx_packets[PORT_OUTPUT].inc();
                 stats.tx_bytes[PORT_OUTPUT].add(frame.len() as u64);
                 if let Some(o) = out.as_mut() {

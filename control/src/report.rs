@@ -21,7 +21,9 @@ pub struct StatsSnapshot {
     pub parse_errors: BTreeMap<String, u64>,
     pub flows_created: u64,
     pub flows_active: u64,
-    pub flow_table_full: u64,
+    pub flows_expired: u64,
+    /// ICMP errors passed as related to a tracked connection.
+    pub related: u64,
     pub fragments: u64,
     pub non_ip: u64,
 }
@@ -107,7 +109,8 @@ impl StatsSnapshot {
             }
             s.flows_created += w.flows_created.get();
             s.flows_active += w.flows_active.get();
-            s.flow_table_full += w.flow_table_full.get();
+            s.flows_expired += w.flows_expired.get();
+            s.related += w.related.get();
             s.fragments += w.fragments.get();
             s.non_ip += w.non_ip.get();
             s.workers.push(WorkerSnapshot {
@@ -186,10 +189,11 @@ impl StatsSnapshot {
         }
         let _ = writeln!(
             o,
-            "flows: created {} active {} table_full {}   non-ip frames {}   ip fragments {}",
+            "connections: created {} active {} expired {}   related {}   link-control frames {}   ip fragments {}",
             self.flows_created,
             self.flows_active,
-            self.flow_table_full,
+            self.flows_expired,
+            self.related,
             self.non_ip,
             self.fragments
         );

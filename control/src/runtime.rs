@@ -169,7 +169,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
         .collect();
     let socket = ControlSocket::bind(&cfg.control.socket)
         .map_err(|e| format!("control socket {}: {e}", cfg.control.socket.display()))?;
-    let engine_cfg = cfg.engine.to_engine_config();
+    let engine_cfg = cfg.engine_config(true);
     let idle = dp.idle.into();
 
     let snapshot = |uptime: f64| {
@@ -200,6 +200,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                 idle,
                 stop: &stop,
                 shutdown: &shutdown,
+                tsc_hz: dpdk::tsc_hz(),
             };
             let (eal, stats, engine_cfg, stop, worker_error) = (
                 &eal,

@@ -1,15 +1,21 @@
-//! Engine-only benchmark: the per-packet cost of `Engine::process_burst` on 64-byte TCP frames of
-//! established flows, without any I/O (the DPDK benchmark in perf/ includes the virtual devices'
-//! own copying). Reports cycles/packet (TSC) and Mpps per core at several flow counts.
-//!   cargo bench -p dataplane --bench engine [-- FLOWS...]
+//! Engine-only benchmark: the per-packet cost of `Engine::process_burst` for established TCP
+//! connections (parse, key, connection lookup, window checks, counters), 64-byte frames, without
+//! any I/O (the DPDK benchmark in perf/ includes the virtual devices' own copying). Every
+//! connection is opened with a real handshake first; then pure ACKs flow both ways, in scrambled
+//! order so consecutive packets belong to unrelated connections, as on a busy link.
+//!   cargo bench -p dataplane --bench engine [-- CONNECTIONS...]
 
 use dataplane::dpdk::rdtsc;
 use dataplane::engine::{Engine, EngineConfig, Verdict};
-use dataplane::stats::WorkerStats;
+use dataplane::stats::{WorkerStats, MAX_PORTS};
 use std::sync::Arc;
 use std::time::Instant;
 
-fn tcp_frame(n: u32, reply: bool) -> [u8; 60] {
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+/// 60-byte Ethernet/IPv4/TCP frame of connection `n`; `reply` from the server side.
+fn frame(n: u32, reply: bool, seq: u32, ack: u32, flags: u8) -> [u8; 60] {
     let mut f = [0u8; 60];
     f[..14].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
     f[14..26].copy_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
@@ -25,59 +31,79 @@ fn tcp_frame(n: u32, reply: bool) -> [u8; 60] {
     f[30..34].copy_from_slice(&dst);
     f[34..36].copy_from_slice(&sp.to_be_bytes());
     f[36..38].copy_from_slice(&dp.to_be_bytes());
+    f[38..42].copy_from_slice(&seq.to_be_bytes());
+    f[42..46].copy_from_slice(&ack.to_be_bytes());
     f[46] = 0x50;
-    f[47] = 0x10; // ACK
+    f[47] = flags;
+    f[48..50].copy_from_slice(&64_240u16.to_be_bytes());
     f
 }
 
-fn run(flows: u32, packets: u64) -> (f64, f64) {
+fn run(conns: u32, packets: u64) -> (f64, f64, usize) {
     let stats = Arc::new(WorkerStats::default());
+    let mut inside = [false; MAX_PORTS];
+    inside[0] = true;
     let mut e = Engine::new(
         EngineConfig {
-            flow_capacity: flows as usize,
+            flow_capacity: conns as usize,
+            inside_ports: Some(inside),
             ..EngineConfig::default()
         },
         stats.clone(),
     );
-    // A pool of frames larger than the caches when there are many flows, visited in a scrambled
-    // order so that consecutive packets belong to unrelated flows, as on a busy link.
-    let pool = (flows as usize * 2).min(1 << 20);
-    let frames: Vec<[u8; 60]> = (0..pool as u32)
+    let (c, s) = (100u32, 900u32);
+    for n in 0..conns {
+        assert_eq!(
+            e.process(&frame(n, false, c, 0, SYN), 0, 1),
+            Verdict::Forward
+        );
+        assert_eq!(
+            e.process(&frame(n, true, s, c + 1, SYN | ACK), 1, 1),
+            Verdict::Forward
+        );
+        assert_eq!(
+            e.process(&frame(n, false, c + 1, s + 1, ACK), 0, 1),
+            Verdict::Forward
+        );
+    }
+    let pool = (conns as usize * 2).min(1 << 20);
+    let frames: Vec<([u8; 60], usize)> = (0..pool as u32)
         .map(|i| {
-            let n = (i / 2).wrapping_mul(2_654_435_761) % flows;
-            tcp_frame(n, i % 2 == 1)
+            let n = (i / 2).wrapping_mul(2_654_435_761) % conns;
+            if i % 2 == 0 {
+                (frame(n, false, c + 1, s + 1, ACK), 0)
+            } else {
+                (frame(n, true, s + 1, c + 1, ACK), 1)
+            }
         })
         .collect();
-    // Establish every flow once.
     let mut verdicts = [Verdict::Forward; 32];
-    let ports = [0usize; 32];
-    for n in 0..flows {
-        let f = tcp_frame(n, false);
-        e.process_burst(&[&f[..]], &ports[..1], &mut verdicts[..1]);
-    }
     let bursts = packets / 32;
     let start_tsc = rdtsc();
     let start = Instant::now();
     let mut at = 0usize;
     for _ in 0..bursts {
         let mut views: [&[u8]; 32] = [&[]; 32];
-        for v in views.iter_mut() {
-            *v = &frames[at][..];
+        let mut ports = [0usize; 32];
+        for i in 0..32 {
+            views[i] = &frames[at].0[..];
+            ports[i] = frames[at].1;
             at += 1;
             if at == pool {
                 at = 0;
             }
         }
-        e.process_burst(&views, &ports, &mut verdicts);
+        e.process_burst(&views, &ports, &mut verdicts, 2);
     }
     let cycles = (rdtsc() - start_tsc) as f64 / (bursts * 32) as f64;
     let mpps = (bursts * 32) as f64 / start.elapsed().as_secs_f64() / 1e6;
     assert_eq!(
-        stats.flows_created.get(),
-        flows as u64,
-        "every flow created once"
+        stats.drops_total(),
+        0,
+        "every packet of an established connection passes"
     );
-    (cycles, mpps)
+    assert_eq!(stats.flows_created.get(), conns as u64);
+    (cycles, mpps, e.conns().memory_bytes())
 }
 
 fn main() {
@@ -85,22 +111,22 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let flow_counts = if args.is_empty() {
+    let counts = if args.is_empty() {
         vec![1_000, 100_000, 1_000_000]
     } else {
         args
     };
     println!(
         "{:>10} {:>14} {:>10} {:>12}",
-        "flows", "cycles/packet", "Mpps", "table MiB"
+        "conns", "cycles/packet", "Mpps", "table MiB"
     );
-    for flows in flow_counts {
-        let mut runs: Vec<(f64, f64)> = (0..5).map(|_| run(flows, 20_000_000)).collect();
+    for n in counts {
+        let mut runs: Vec<(f64, f64, usize)> = (0..3).map(|_| run(n, 20_000_000)).collect();
         runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (c, m) = runs[runs.len() / 2];
-        let mib = dataplane::flow_table::FlowTable::with_capacity(flows as usize).memory_bytes()
-            as f64
-            / (1 << 20) as f64;
-        println!("{flows:>10} {c:>14.1} {m:>10.2} {mib:>12.1}");
+        let (c, m, mem) = runs[1];
+        println!(
+            "{n:>10} {c:>14.1} {m:>10.2} {:>12.1}",
+            mem as f64 / (1 << 20) as f64
+        );
     }
 }

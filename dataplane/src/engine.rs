@@ -1,14 +1,21 @@
-//! The per-packet engine: frame bytes in, verdict out. It owns one worker's flow table and writes
-//! only that worker's counters. It does no I/O and knows nothing of DPDK, so the DPDK poll loop,
-//! the offline capture reader and tests drive the very same code.
+//! The per-packet engine: frame bytes in, verdict out. It owns one worker's connection table
+//! and writes only that worker's counters. It does no I/O and knows nothing of DPDK, so the DPDK
+//! poll loop, the offline capture reader and tests drive the very same code.
 //!
-//! It must never allocate, lock, or read a clock: time arrives as an argument.
+//! What passes: frames of a tracked connection that its state machine accepts (TCP windows,
+//! UDP and ICMP echo pseudo-connections), ICMP errors that quote a tracked connection
+//! (related), and new connections the policy allows. Policy today is the zone default: a
+//! connection opened from an inside port is allowed, one opened from an outside port is not;
+//! rules and lists refine it later. Replies pass by state, whatever port they arrive on.
+//!
+//! It must never allocate, lock, or read a clock: time arrives as an argument (seconds).
 
+use crate::conntrack::table::{ConnId, ConnTable, TableFull, Timeouts};
+use crate::conntrack::tcp::{Segment, TcpReject, TcpTracker};
 use crate::flow::FlowKey;
-use crate::flow_table::{FlowTable, Recorded};
-use crate::parse::{parse_frame, Fragment, L3};
+use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
 use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
-use crate::stats::{DropReason, WorkerStats};
+use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
 use std::sync::Arc;
 
 /// What to do with a class of frames the policy has an opinion on.
@@ -18,21 +25,28 @@ pub enum Action {
     Drop,
 }
 
-/// Engine settings (the `[engine]` table of the config).
+/// Engine settings (the `[engine]` and `[conntrack]` tables of the config).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Frames that fail to parse. A firewall drops what it cannot read.
     pub malformed: Action,
     /// Non-IP frames. ARP must cross a bump in the wire or nothing works, hence forward.
     pub non_ip: Action,
-    /// IP fragments (recognised; reassembly is not done here).
+    /// IP fragments (recognised and counted; reassembly is not done here).
     pub fragments: Action,
-    /// Flows per worker table, preallocated.
+    /// Connections per worker table, preallocated.
     pub flow_capacity: usize,
     /// Forward every frame between paired ports without parsing or tracking it (counted as rx
     /// and tx only): the fail-open switch an operator flips to tell whether inspection is the
     /// problem, and the baseline of the I/O path in benchmarks.
     pub bypass: bool,
+    pub timeouts: Timeouts,
+    /// Adopt TCP connections seen mid-stream (loose pickup) instead of dropping them as
+    /// `no_state`. Off by default: only a SYN opens a connection.
+    pub tcp_pickup: bool,
+    /// Which port indices are inside ports. `None`: no zones (offline replays), every new
+    /// connection is allowed.
+    pub inside_ports: Option<[bool; MAX_PORTS]>,
 }
 
 impl Default for EngineConfig {
@@ -43,26 +57,11 @@ impl Default for EngineConfig {
             fragments: Action::Forward,
             flow_capacity: 65_536,
             bypass: false,
+            timeouts: Timeouts::default(),
+            tcp_pickup: false,
+            inside_ports: None,
         }
     }
-}
-
-/// The largest burst `process_burst` takes.
-pub const MAX_BURST: usize = 32;
-
-/// A frame classified by stage 1 of a burst.
-enum Classified {
-    Done(Verdict),
-    Flow(FlowKey, bool),
-}
-
-/// A frame waiting for the flow stage.
-#[derive(Clone, Copy, Default)]
-struct Pending {
-    active: bool,
-    lo_to_hi: bool,
-    hash: u64,
-    key: FlowKey,
 }
 
 /// The engine's decision for one frame.
@@ -72,10 +71,37 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
+/// The largest burst `process_burst` takes.
+pub const MAX_BURST: usize = 32;
+/// Connections the timer wheel may look at per call of `expire`: bounds the pause a burst of
+/// expiries can cause (a few µs).
+const EXPIRE_BUDGET: usize = 256;
+
+/// A frame classified by stage 1 of a burst.
+enum Classified {
+    Done(Verdict),
+    Flow(Pending),
+}
+
+/// A frame waiting for the connection stages.
+#[derive(Clone, Copy, Default)]
+struct Pending {
+    active: bool,
+    lo_to_hi: bool,
+    /// An ICMP error: `key` is the connection it quotes.
+    related: bool,
+    /// An ICMP message that may open a connection (echo request, informational).
+    icmp_opens: bool,
+    hash: u64,
+    key: FlowKey,
+    /// The TCP segment, read in stage 1 while its header is in cache.
+    seg: Option<Segment>,
+}
+
 /// One worker's engine.
 pub struct Engine {
     config: EngineConfig,
-    flows: FlowTable,
+    conns: ConnTable,
     toeplitz: Toeplitz,
     stats: Arc<WorkerStats>,
 }
@@ -83,7 +109,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig, stats: Arc<WorkerStats>) -> Engine {
         Engine {
-            flows: FlowTable::with_capacity(config.flow_capacity),
+            conns: ConnTable::with_capacity(config.flow_capacity, config.timeouts, 0),
             toeplitz: Toeplitz::new(&SYMMETRIC_RSS_KEY),
             config,
             stats,
@@ -100,8 +126,8 @@ impl Engine {
         &self.stats
     }
 
-    pub fn flows(&self) -> &FlowTable {
-        &self.flows
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
     }
 
     /// The symmetric flow hash of a frame, as a NIC with our RSS key computes it; `None` for
@@ -114,28 +140,37 @@ impl Engine {
         }
     }
 
-    /// Processes one frame that arrived on port index `port`.
+    /// Expires connections idle past their timeout, up to a budget per call; call it once per
+    /// poll-loop iteration (it returns at once when nothing is due).
     #[inline]
-    pub fn process(&mut self, frame: &[u8], port: usize) -> Verdict {
-        self.stats.rx_packets[port].inc();
-        self.stats.rx_bytes[port].add(frame.len() as u64);
-        if self.config.bypass {
-            return Verdict::Forward;
-        }
-        match self.classify(frame) {
-            Classified::Done(v) => v,
-            Classified::Flow(key, lo_to_hi) => {
-                self.account(&key, self.flows.hash(&key), lo_to_hi, frame.len())
-            }
+    pub fn expire(&mut self, now: u32) {
+        let n = self.conns.expire(now, EXPIRE_BUDGET, |_| {});
+        if n > 0 {
+            self.stats.flows_expired.add(n as u64);
+            self.stats.flows_active.set(self.conns.len() as u64);
         }
     }
 
-    /// Processes a burst stage by stage, as VPP does: classify every frame and hash its flow key,
-    /// prefetch every flow slot, then update the flows. The slot loads of one burst overlap
-    /// instead of stalling one after another. `frames`, `ports` and `verdicts` have equal lengths
-    /// of at most `MAX_BURST`.
+    /// Processes one frame that arrived on port index `port` at `now` (seconds).
     #[inline]
-    pub fn process_burst(&mut self, frames: &[&[u8]], ports: &[usize], verdicts: &mut [Verdict]) {
+    pub fn process(&mut self, frame: &[u8], port: usize, now: u32) -> Verdict {
+        let mut v = [Verdict::Forward];
+        self.process_burst(&[frame], &[port], &mut v, now);
+        v[0]
+    }
+
+    /// Processes a burst stage by stage, as VPP does: classify every frame and hash its key,
+    /// prefetch every bucket, look every connection up and prefetch it, then decide. The loads
+    /// of one burst overlap instead of stalling one after another. `frames`, `ports` and
+    /// `verdicts` have equal lengths of at most `MAX_BURST`.
+    #[inline]
+    pub fn process_burst(
+        &mut self,
+        frames: &[&[u8]],
+        ports: &[usize],
+        verdicts: &mut [Verdict],
+        now: u32,
+    ) {
         let n = frames.len().min(MAX_BURST);
         self.count_rx(&frames[..n], &ports[..n]);
         if self.config.bypass {
@@ -146,22 +181,26 @@ impl Engine {
         for i in 0..n {
             match self.classify(frames[i]) {
                 Classified::Done(v) => verdicts[i] = v,
-                Classified::Flow(key, lo_to_hi) => {
-                    let hash = self.flows.hash(&key);
-                    self.flows.prefetch(hash);
-                    pending[i] = Pending {
-                        active: true,
-                        lo_to_hi,
-                        hash,
-                        key,
-                    };
+                Classified::Flow(mut p) => {
+                    p.hash = self.conns.hash(&p.key);
+                    self.conns.prefetch(p.hash);
+                    pending[i] = p;
+                }
+            }
+        }
+        let mut found: [Option<ConnId>; MAX_BURST] = [None; MAX_BURST];
+        for i in 0..n {
+            let p = &pending[i];
+            if p.active {
+                found[i] = self.conns.lookup(&p.key, p.hash);
+                if let Some(id) = found[i] {
+                    self.conns.prefetch_conn(id);
                 }
             }
         }
         for i in 0..n {
-            let p = &pending[i];
-            if p.active {
-                verdicts[i] = self.account(&p.key, p.hash, p.lo_to_hi, frames[i].len());
+            if pending[i].active {
+                verdicts[i] = self.decide(frames[i], ports[i], &pending[i], found[i], now);
             }
         }
     }
@@ -185,8 +224,8 @@ impl Engine {
         self.stats.rx_bytes[port].add(bytes);
     }
 
-    /// Parses the frame and applies the per-class policy; a frame that belongs to a
-    /// flow comes back with its key for the flow stage.
+    /// Parses the frame and applies the per-class policy; a frame that belongs to (or may open)
+    /// a connection comes back with its key for the connection stages.
     #[inline(always)]
     fn classify(&mut self, frame: &[u8]) -> Classified {
         let p = match parse_frame(frame) {
@@ -212,24 +251,142 @@ impl Engine {
                 return Classified::Done(self.drop(DropReason::Fragment));
             }
         }
+        let mut pend = Pending {
+            active: true,
+            ..Pending::default()
+        };
+        if p.proto == 6 && p.fragment == Fragment::None {
+            match Segment::parse(
+                frame.get(p.l4_offset as usize..).unwrap_or(&[]),
+                p.payload_len as u32,
+            ) {
+                Some(seg) => pend.seg = Some(seg),
+                None => return Classified::Done(self.drop(DropReason::Malformed)),
+            }
+        }
+        if p.is_icmp() && p.fragment == Fragment::None {
+            if let Some(kind) = icmp_kind(&p) {
+                match kind {
+                    IcmpKind::Error => {
+                        // Related: the connection the quoted packet belongs to.
+                        let quoted = frame.get(p.l4_offset as usize + 8..).unwrap_or(&[]);
+                        return match parse_quoted(quoted, p.l3)
+                            .ok()
+                            .as_ref()
+                            .and_then(FlowKey::from_parsed)
+                        {
+                            Some(key) => {
+                                pend.key = key;
+                                pend.related = true;
+                                Classified::Flow(pend)
+                            }
+                            None => Classified::Done(self.drop(DropReason::NoState)),
+                        };
+                    }
+                    IcmpKind::Opens => pend.icmp_opens = true,
+                    IcmpKind::Reply => {}
+                    IcmpKind::LinkControl => {
+                        // IPv6's ARP: under the same policy as ARP.
+                        self.stats.non_ip.inc();
+                        return Classified::Done(match self.config.non_ip {
+                            Action::Forward => Verdict::Forward,
+                            Action::Drop => self.drop(DropReason::NonIp),
+                        });
+                    }
+                }
+            }
+        }
         match FlowKey::from_parsed_directed(&p) {
-            Some((key, lo_to_hi)) => Classified::Flow(key, lo_to_hi),
+            Some((key, lo_to_hi)) => {
+                pend.key = key;
+                pend.lo_to_hi = lo_to_hi;
+                Classified::Flow(pend)
+            }
             None => Classified::Done(Verdict::Forward),
         }
     }
 
-    /// The flow stage: record the frame in its flow.
+    /// The connection stage: track the frame in its connection, or open one if it may.
     #[inline(always)]
-    fn account(&mut self, key: &FlowKey, hash: u64, lo_to_hi: bool, len: usize) -> Verdict {
-        match self.flows.record_hashed(key, hash, lo_to_hi, len as u64) {
-            Recorded::Existing => {}
-            Recorded::Created => {
-                self.stats.flows_created.inc();
-                self.stats.flows_active.set(self.flows.len() as u64);
-            }
-            Recorded::TableFull => self.stats.flow_table_full.inc(),
+    fn decide(
+        &mut self,
+        frame: &[u8],
+        port: usize,
+        p: &Pending,
+        found: Option<ConnId>,
+        now: u32,
+    ) -> Verdict {
+        // Stage 2 looked up before earlier frames of this burst were decided: a miss may have
+        // been opened since (SYN and SYN-ACK in one burst), a hit removed (tuple reuse).
+        // Entries are only freed by the wheel, between bursts, so an id still names its key.
+        let found = match found {
+            Some(id) if self.conns.get(id).is_live() => Some(id),
+            _ => self.conns.lookup(&p.key, p.hash),
+        };
+        if p.related {
+            return if found.is_some() {
+                self.stats.related.inc();
+                Verdict::Forward
+            } else {
+                self.drop(DropReason::NoState)
+            };
         }
-        Verdict::Forward
+        let len = frame.len() as u32;
+        let seg = p.seg;
+        if let Some(id) = found {
+            let c = self.conns.get_mut(id);
+            let from_initiator = p.lo_to_hi == c.initiator_is_lo;
+            match seg {
+                Some(seg) if c.tcp.may_reopen(&seg) => {
+                    // The tuple is reused by a new connection: forget the old one and open anew
+                    // (from whichever side, under the policy for that side).
+                    self.conns.remove(id);
+                    return self.open(p, port, Some(seg), len, now);
+                }
+                Some(seg) => {
+                    if let Err(e) = c.tcp.track(from_initiator, &seg) {
+                        return self.drop(tcp_drop(e));
+                    }
+                }
+                None => {}
+            }
+            c.count(from_initiator, len, now);
+            return Verdict::Forward;
+        }
+        self.open(p, port, seg, len, now)
+    }
+
+    /// A frame without a connection: open one if it may and the policy allows.
+    fn open(
+        &mut self,
+        p: &Pending,
+        port: usize,
+        seg: Option<Segment>,
+        len: u32,
+        now: u32,
+    ) -> Verdict {
+        let tracker = match (p.key.proto, seg) {
+            (6, Some(seg)) => match TcpTracker::open(&seg, self.config.tcp_pickup) {
+                Ok(t) => t,
+                Err(e) => return self.drop(tcp_drop(e)),
+            },
+            (1 | 58, _) if !p.icmp_opens => return self.drop(DropReason::NoState),
+            _ => TcpTracker::default_for_other(),
+        };
+        if let Some(inside) = &self.config.inside_ports {
+            if !inside[port] {
+                return self.drop(DropReason::InboundDefault);
+            }
+        }
+        match self.conns.insert(&p.key, p.hash, p.lo_to_hi, tracker, now) {
+            Ok(id) => {
+                self.conns.get_mut(id).count(true, len, now);
+                self.stats.flows_created.inc();
+                self.stats.flows_active.set(self.conns.len() as u64);
+                Verdict::Forward
+            }
+            Err(TableFull) => self.drop(DropReason::TableFull),
+        }
     }
 
     #[inline(always)]
@@ -239,22 +396,93 @@ impl Engine {
     }
 }
 
+fn tcp_drop(e: TcpReject) -> DropReason {
+    match e {
+        TcpReject::InvalidFlags => DropReason::InvalidFlags,
+        TcpReject::OutOfWindow => DropReason::OutOfWindow,
+        TcpReject::NotSyn => DropReason::NoState,
+    }
+}
+
+enum IcmpKind {
+    /// Destination unreachable, time exceeded, parameter problem, packet too big...: passes
+    /// only as related to the connection it quotes.
+    Error,
+    /// Echo request and other requests: may open a pseudo-connection (keyed by identifier).
+    Opens,
+    /// Echo reply: only within a connection an echo request opened.
+    Reply,
+    /// ICMPv6 neighbour discovery and multicast listener messages (RFC 4861, RFC 3810): the
+    /// link layer of IPv6, like ARP for IPv4; an advertisement answers a multicast solicitation,
+    /// so it could never match a connection.
+    LinkControl,
+}
+
+fn icmp_kind(p: &ParsedPacket) -> Option<IcmpKind> {
+    let t = p.icmp_type;
+    Some(match p.l3 {
+        L3::Ipv4 => match t {
+            3 | 4 | 5 | 11 | 12 => IcmpKind::Error,
+            0 => IcmpKind::Reply,
+            _ => IcmpKind::Opens,
+        },
+        L3::Ipv6 => match t {
+            1..=4 => IcmpKind::Error,
+            129 => IcmpKind::Reply,
+            130..=137 | 143 => IcmpKind::LinkControl,
+            _ => IcmpKind::Opens,
+        },
+        L3::Other => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::parse::ParseError;
 
-    /// Ethernet + IPv4 + TCP (20-byte headers, no payload) from `a:ap` to `b:bp`, real checksums
-    /// not needed: the engine does not verify them (NIC offloads may leave them unfilled).
-    fn tcp_frame(a: [u8; 4], ap: u16, b: [u8; 4], bp: u16, flags: u8) -> Vec<u8> {
+    const CLIENT: [u8; 4] = [10, 0, 0, 1];
+    const SERVER: [u8; 4] = [192, 0, 2, 1];
+
+    fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-        f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
-        f.extend_from_slice(&a);
-        f.extend_from_slice(&b);
-        f.extend_from_slice(&ap.to_be_bytes());
-        f.extend_from_slice(&bp.to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        let total = (20 + l4.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(l4);
         f
+    }
+
+    /// Ethernet + IPv4 + TCP; checksums are not verified by the engine (NIC offloads may leave
+    /// them unfilled), so they are left zero.
+    fn tcp(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(&sp.to_be_bytes());
+        t.extend_from_slice(&dp.to_be_bytes());
+        t.extend_from_slice(&seq.to_be_bytes());
+        t.extend_from_slice(&ack.to_be_bytes());
+        t.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+        ipv4(src, dst, 6, &t)
+    }
+
+    fn udp(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = Vec::new();
+        u.extend_from_slice(&sp.to_be_bytes());
+        u.extend_from_slice(&dp.to_be_bytes());
+        u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(payload);
+        ipv4(src, dst, 17, &u)
+    }
+
+    fn icmp(src: [u8; 4], dst: [u8; 4], ty: u8, code: u8, rest: [u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut m = vec![ty, code, 0, 0];
+        m.extend_from_slice(&rest);
+        m.extend_from_slice(data);
+        ipv4(src, dst, 1, &m)
     }
 
     /// A real ARP request (who-has 10.99.0.2 tell 10.99.0.1), from the bundled lab capture.
@@ -263,29 +491,187 @@ mod tests {
         0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x0a, 0x63, 0x00, 0x01, 0x0a, 0x63,
         0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x63, 0x00, 0x02,
     ];
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const RST: u8 = 0x04;
 
     fn engine(cfg: EngineConfig) -> Engine {
         Engine::new(cfg, Arc::new(WorkerStats::default()))
     }
 
+    fn zoned() -> EngineConfig {
+        let mut inside = [false; MAX_PORTS];
+        inside[0] = true;
+        EngineConfig {
+            inside_ports: Some(inside),
+            ..EngineConfig::default()
+        }
+    }
+
+    /// SYN, SYN-ACK, ACK between CLIENT:40000 (inside, port 0) and SERVER:443 (port 1).
+    fn handshake(e: &mut Engine) {
+        assert_eq!(
+            e.process(&tcp(CLIENT, 40000, SERVER, 443, 100, 0, SYN), 0, 1),
+            Verdict::Forward
+        );
+        assert_eq!(
+            e.process(&tcp(SERVER, 443, CLIENT, 40000, 900, 101, SYN | ACK), 1, 1),
+            Verdict::Forward
+        );
+        assert_eq!(
+            e.process(&tcp(CLIENT, 40000, SERVER, 443, 101, 901, ACK), 0, 1),
+            Verdict::Forward
+        );
+    }
+
     #[test]
-    fn both_directions_make_one_flow() {
-        let mut e = engine(EngineConfig::default());
-        let syn = tcp_frame([10, 0, 0, 1], 40000, [192, 0, 2, 1], 443, 0x02);
-        let synack = tcp_frame([192, 0, 2, 1], 443, [10, 0, 0, 1], 40000, 0x12);
-        assert_eq!(e.process(&syn, 0), Verdict::Forward);
-        assert_eq!(e.process(&synack, 1), Verdict::Forward);
+    fn a_connection_opened_inside_passes_both_ways() {
+        let mut e = engine(zoned());
+        handshake(&mut e);
         assert_eq!(e.stats().flows_created.get(), 1);
-        assert_eq!(e.stats().rx_packets[0].get(), 1);
-        assert_eq!(e.stats().rx_packets[1].get(), 1);
+        assert_eq!(
+            e.process(&tcp(SERVER, 443, CLIENT, 40000, 901, 101, ACK), 1, 2),
+            Verdict::Forward
+        );
+        assert_eq!(e.stats().drops_total(), 0);
+    }
+
+    #[test]
+    fn a_connection_opened_outside_is_refused() {
+        let mut e = engine(zoned());
+        let syn = tcp(SERVER, 5555, CLIENT, 22, 7, 0, SYN);
+        assert_eq!(
+            e.process(&syn, 1, 1),
+            Verdict::Drop(DropReason::InboundDefault)
+        );
+        assert_eq!(
+            e.process(&udp(SERVER, 53, CLIENT, 5353, b"x"), 1, 1),
+            Verdict::Drop(DropReason::InboundDefault)
+        );
+        assert_eq!(e.stats().flows_created.get(), 0);
+        // The same SYN from inside opens.
+        assert_eq!(
+            e.process(&tcp(CLIENT, 22, SERVER, 5555, 7, 0, SYN), 0, 1),
+            Verdict::Forward
+        );
+    }
+
+    #[test]
+    fn tcp_without_state_is_dropped_unless_picked_up() {
+        let mut e = engine(zoned());
+        let mid = tcp(CLIENT, 40001, SERVER, 443, 5000, 7000, ACK);
+        assert_eq!(e.process(&mid, 0, 1), Verdict::Drop(DropReason::NoState));
+        let mut loose = engine(EngineConfig {
+            tcp_pickup: true,
+            ..zoned()
+        });
+        assert_eq!(loose.process(&mid, 0, 1), Verdict::Forward);
+        assert_eq!(
+            loose.process(&tcp(SERVER, 443, CLIENT, 40001, 7000, 5000, ACK), 1, 1),
+            Verdict::Forward
+        );
+    }
+
+    #[test]
+    fn out_of_window_rst_is_dropped_in_window_rst_passes() {
+        let mut e = engine(zoned());
+        handshake(&mut e);
+        let blind = tcp(SERVER, 443, CLIENT, 40000, 900 + 5_000_000, 0, RST);
+        assert_eq!(
+            e.process(&blind, 1, 2),
+            Verdict::Drop(DropReason::OutOfWindow)
+        );
+        assert_eq!(
+            e.process(&tcp(CLIENT, 40000, SERVER, 443, 101, 901, ACK), 0, 2),
+            Verdict::Forward
+        );
+        assert_eq!(
+            e.process(&tcp(SERVER, 443, CLIENT, 40000, 901, 0, RST), 1, 2),
+            Verdict::Forward
+        );
+    }
+
+    #[test]
+    fn invalid_flags_are_dropped() {
+        let mut e = engine(zoned());
+        let xmas = tcp(CLIENT, 1, SERVER, 2, 0, 0, 0x29);
+        assert_eq!(
+            e.process(&xmas, 0, 1),
+            Verdict::Drop(DropReason::InvalidFlags)
+        );
+    }
+
+    #[test]
+    fn icmp_echo_pairs_and_errors_relate() {
+        let mut e = engine(zoned());
+        let req = icmp(CLIENT, SERVER, 8, 0, [0x12, 0x34, 0, 1], b"ping");
+        let rep = icmp(SERVER, CLIENT, 0, 0, [0x12, 0x34, 0, 1], b"ping");
+        assert_eq!(
+            e.process(&rep, 1, 1),
+            Verdict::Drop(DropReason::NoState),
+            "reply before request"
+        );
+        assert_eq!(e.process(&req, 0, 1), Verdict::Forward);
+        assert_eq!(e.process(&rep, 1, 1), Verdict::Forward);
+
+        // A UDP flow, then a port unreachable from the server quoting it: related.
+        let dns = udp(CLIENT, 5353, SERVER, 53, b"query");
+        assert_eq!(e.process(&dns, 0, 1), Verdict::Forward);
+        let quoted = &dns[14..14 + 28];
+        let unreach = icmp(SERVER, CLIENT, 3, 3, [0; 4], quoted);
+        assert_eq!(e.process(&unreach, 1, 1), Verdict::Forward);
+        assert_eq!(e.stats().related.get(), 1);
+        // Quoting a flow that never existed: refused.
+        let other = udp(CLIENT, 6000, SERVER, 53, b"query");
+        let stray = icmp(SERVER, CLIENT, 3, 3, [0; 4], &other[14..14 + 28]);
+        assert_eq!(e.process(&stray, 1, 1), Verdict::Drop(DropReason::NoState));
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_connections_and_keeps_old_ones() {
+        let mut e = engine(EngineConfig {
+            flow_capacity: 2,
+            ..zoned()
+        });
+        for port in [1000u16, 1001] {
+            assert_eq!(
+                e.process(&udp(CLIENT, port, SERVER, 53, b"q"), 0, 1),
+                Verdict::Forward
+            );
+        }
+        assert_eq!(
+            e.process(&udp(CLIENT, 1002, SERVER, 53, b"q"), 0, 1),
+            Verdict::Drop(DropReason::TableFull)
+        );
+        for port in [1000u16, 1001] {
+            assert_eq!(
+                e.process(&udp(SERVER, 53, CLIENT, port, b"a"), 1, 1),
+                Verdict::Forward
+            );
+        }
+    }
+
+    #[test]
+    fn idle_connections_expire() {
+        let mut e = engine(zoned());
+        assert_eq!(
+            e.process(&udp(CLIENT, 1000, SERVER, 53, b"q"), 0, 10),
+            Verdict::Forward
+        );
+        e.expire(10 + Timeouts::default().udp_first + 1);
+        assert_eq!(e.stats().flows_expired.get(), 1);
+        assert_eq!(
+            e.process(&udp(SERVER, 53, CLIENT, 1000, b"a"), 1, 50),
+            Verdict::Drop(DropReason::InboundDefault)
+        );
     }
 
     #[test]
     fn malformed_frames_are_dropped_and_named() {
         let mut e = engine(EngineConfig::default());
-        let mut f = tcp_frame([10, 0, 0, 1], 1, [10, 0, 0, 2], 2, 0x10);
+        let mut f = tcp(CLIENT, 1, SERVER, 2, 0, 0, SYN);
         f.truncate(30); // cut inside the IPv4 header
-        assert_eq!(e.process(&f, 0), Verdict::Drop(DropReason::Malformed));
+        assert_eq!(e.process(&f, 0, 1), Verdict::Drop(DropReason::Malformed));
         assert_eq!(e.stats().drops[DropReason::Malformed.index()].get(), 1);
         let named: Vec<_> = ParseError::ALL
             .iter()
@@ -294,52 +680,46 @@ mod tests {
             .collect();
         assert_eq!(named.len(), 1, "exactly one parse error counter: {named:?}");
         assert!(named[0].starts_with("ipv4"), "{named:?}");
-
         let mut lenient = engine(EngineConfig {
             malformed: Action::Forward,
             ..EngineConfig::default()
         });
-        assert_eq!(lenient.process(&f, 0), Verdict::Forward);
+        assert_eq!(lenient.process(&f, 0, 1), Verdict::Forward);
     }
 
     #[test]
     fn arp_crosses_unless_policy_drops_non_ip() {
-        let mut e = engine(EngineConfig::default());
-        assert_eq!(e.process(&ARP, 0), Verdict::Forward);
+        let mut e = engine(zoned());
+        assert_eq!(e.process(&ARP, 1, 1), Verdict::Forward);
         assert_eq!(e.stats().non_ip.get(), 1);
         assert_eq!(e.stats().flows_created.get(), 0);
         let mut strict = engine(EngineConfig {
             non_ip: Action::Drop,
             ..EngineConfig::default()
         });
-        assert_eq!(strict.process(&ARP, 0), Verdict::Drop(DropReason::NonIp));
+        assert_eq!(strict.process(&ARP, 0, 1), Verdict::Drop(DropReason::NonIp));
     }
 
     #[test]
     fn burst_and_single_frames_agree() {
-        let frames: Vec<Vec<u8>> = (0..32u16)
-            .map(|i| match i % 4 {
-                0 => ARP.to_vec(),
-                1 => tcp_frame([10, 0, 0, 1], 1000 + i, [192, 0, 2, 1], 443, 0x10),
-                2 => tcp_frame([192, 0, 2, 1], 443, [10, 0, 0, 1], 1000 + i - 1, 0x10),
-                _ => tcp_frame([10, 0, 0, 1], 1, [10, 0, 0, 2], 2, 0x10)[..25].to_vec(),
-            })
-            .collect();
-        let views: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-        let ports = [0usize; 32];
-        let mut burst_verdicts = [Verdict::Forward; 32];
-        let mut a = engine(EngineConfig::default());
-        a.process_burst(&views, &ports, &mut burst_verdicts);
-        let mut b = engine(EngineConfig::default());
-        for (i, f) in views.iter().enumerate() {
-            assert_eq!(b.process(f, 0), burst_verdicts[i], "frame {i}");
+        let mut frames: Vec<(Vec<u8>, usize)> = Vec::new();
+        for i in 0..8u16 {
+            frames.push((ARP.to_vec(), 1));
+            frames.push((tcp(CLIENT, 1000 + i, SERVER, 443, 10, 0, SYN), 0));
+            frames.push((tcp(SERVER, 443, CLIENT, 1000 + i, 50, 11, SYN | ACK), 1));
+            frames.push((tcp(SERVER, 9, CLIENT, 1000 + i, 1, 0, SYN), 1)); // inbound: refused
         }
-        assert_eq!(a.stats().flows_created.get(), b.stats().flows_created.get());
-        assert_eq!(
-            a.stats().flows_created.get(),
-            8,
-            "8 TCP flows, each seen both ways"
-        );
+        let views: Vec<&[u8]> = frames.iter().map(|(f, _)| f.as_slice()).collect();
+        let ports: Vec<usize> = frames.iter().map(|(_, p)| *p).collect();
+        let mut burst_verdicts = [Verdict::Forward; 32];
+        let mut a = engine(zoned());
+        a.process_burst(&views, &ports, &mut burst_verdicts, 1);
+        let mut b = engine(zoned());
+        for (i, f) in views.iter().enumerate() {
+            assert_eq!(b.process(f, ports[i], 1), burst_verdicts[i], "frame {i}");
+        }
+        assert_eq!(a.stats().flows_created.get(), 8);
+        assert_eq!(b.stats().flows_created.get(), 8);
         assert_eq!(a.stats().drops_total(), 8);
     }
 
@@ -347,10 +727,14 @@ mod tests {
     fn bypass_forwards_everything_untouched() {
         let mut e = engine(EngineConfig {
             bypass: true,
-            ..EngineConfig::default()
+            ..zoned()
         });
-        assert_eq!(e.process(&ARP[..10], 0), Verdict::Forward);
-        assert_eq!(e.stats().rx_packets[0].get(), 1);
+        assert_eq!(e.process(&ARP[..10], 1, 1), Verdict::Forward);
+        assert_eq!(
+            e.process(&tcp(SERVER, 9, CLIENT, 1, 1, 0, SYN), 1, 1),
+            Verdict::Forward
+        );
+        assert_eq!(e.stats().rx_packets[1].get(), 2);
         assert_eq!(e.stats().drops_total(), 0);
         assert_eq!(e.stats().flows_created.get(), 0);
     }

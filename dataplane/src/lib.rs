@@ -6,7 +6,6 @@ pub mod conntrack;
 pub mod dpdk;
 pub mod engine;
 pub mod flow;
-pub mod flow_table;
 pub mod parse;
 pub mod rss;
 pub mod stats;

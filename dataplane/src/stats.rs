@@ -57,16 +57,32 @@ pub enum DropReason {
     /// The frame is larger than one mbuf (the PMD chained segments): dropped as a NIC without
     /// scatter-gather drops frames above its maximum size.
     Oversize,
+    /// No connection for it, and it cannot open one (a TCP segment other than a SYN, an ICMP
+    /// echo reply or error with nothing to relate to).
+    NoState,
+    /// A TCP flag combination no conforming stack sends.
+    InvalidFlags,
+    /// A TCP segment outside the connection's sequence or acknowledgement window.
+    OutOfWindow,
+    /// A new connection, and the worker's connection table is full (established ones are kept).
+    TableFull,
+    /// A new connection opened from an outside port, which the default policy refuses.
+    InboundDefault,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Malformed,
         DropReason::NonIp,
         DropReason::Fragment,
         DropReason::TxFull,
         DropReason::SteerRingFull,
         DropReason::Oversize,
+        DropReason::NoState,
+        DropReason::InvalidFlags,
+        DropReason::OutOfWindow,
+        DropReason::TableFull,
+        DropReason::InboundDefault,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -83,6 +99,11 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::SteerRingFull => "steer_ring_full",
             DropReason::Oversize => "oversize",
+            DropReason::NoState => "no_state",
+            DropReason::InvalidFlags => "invalid_flags",
+            DropReason::OutOfWindow => "out_of_window",
+            DropReason::TableFull => "table_full",
+            DropReason::InboundDefault => "inbound_default",
         }
     }
 }
@@ -99,15 +120,16 @@ pub struct WorkerStats {
     pub parse_errors: [Counter; ParseError::COUNT],
     /// IP fragments seen (forwarded or dropped per policy).
     pub fragments: Counter,
-    /// Non-IP frames seen (ARP, LLDP...).
+    /// Link-layer control frames seen: non-IP (ARP, LLDP...) and ICMPv6 neighbour discovery/MLD.
     pub non_ip: Counter,
-    /// Flows created in this worker's table.
+    /// Connections created in this worker's table.
     pub flows_created: Counter,
-    /// Flows in the table now (gauge).
+    /// Connections in the table now (gauge).
     pub flows_active: Counter,
-    /// Packets whose flow could not be recorded because the table was full (still forwarded:
-    /// the foundation tracks flows for accounting only).
-    pub flow_table_full: Counter,
+    /// Connections that timed out.
+    pub flows_expired: Counter,
+    /// Packets passed as related to a tracked connection (ICMP errors).
+    pub related: Counter,
     /// Packets this worker handed to another worker (software steering) and received from them.
     pub steered_out: Counter,
     pub steered_in: Counter,

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     if let Some(read) = &args.read {
         let engine = cfg
             .as_ref()
-            .map(|c| c.engine.to_engine_config())
+            .map(|c| c.engine_config(false))
             .unwrap_or_default();
         let workers = args
             .workers

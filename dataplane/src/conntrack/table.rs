@@ -83,8 +83,6 @@ pub struct Conn {
     pub last_seen: u32,
     hash_next: u32,
     wheel_next: u32,
-    /// When the wheel will look at this entry next.
-    wheel_due: u32,
     live: bool,
 }
 
@@ -106,6 +104,12 @@ impl Conn {
             1 | 58 => t.icmp,
             _ => t.other,
         }
+    }
+
+    /// Whether the entry still holds a connection (not removed since it was looked up).
+    #[inline(always)]
+    pub fn is_live(&self) -> bool {
+        self.live
     }
 
     /// Counts one packet; `from_initiator` picks the direction.
@@ -162,21 +166,13 @@ impl ConnTable {
             initiator_is_lo: true,
             simple: SimpleState::New,
             flags: 0,
-            tcp: TcpTracker::open(
-                &super::tcp::Segment {
-                    flags: super::tcp::flags::SYN,
-                    ..Default::default()
-                },
-                false,
-            )
-            .expect("a bare SYN opens"),
+            tcp: TcpTracker::default_for_other(),
             packets: [0; 2],
             bytes: [0; 2],
             created: 0,
             last_seen: 0,
             hash_next: NIL,
             wheel_next: NIL,
-            wheel_due: 0,
             live: false,
         };
         let mut entries = vec![blank; capacity].into_boxed_slice();
@@ -304,7 +300,6 @@ impl ConnTable {
             last_seen: now,
             hash_next: self.buckets[b],
             wheel_next: NIL,
-            wheel_due: 0,
             live: true,
         };
         self.buckets[b] = i;
@@ -350,7 +345,6 @@ impl ConnTable {
         };
         let slot = due as usize % WHEEL_SLOTS;
         let e = &mut self.entries[i as usize];
-        e.wheel_due = due;
         e.wheel_next = self.wheel[slot];
         self.wheel[slot] = i;
     }
@@ -359,9 +353,29 @@ impl ConnTable {
     /// entries (the rest waits for the next call), and reports each expired connection to
     /// `expired` before its entry is reused. Returns the number expired.
     pub fn expire(&mut self, now: u32, budget: usize, mut expired: impl FnMut(&Conn)) -> usize {
+        let gap = now.wrapping_sub(self.wheel_now) as i32;
+        if gap < 0 {
+            return 0; // a clock that went back: wait for it
+        }
+        if gap as usize > WHEEL_SLOTS && self.pending == NIL {
+            // The clock jumped by more than a round (the first call, a replay's gap): rather
+            // than step through empty seconds, look at every entry once as of `now`.
+            let mut all = NIL;
+            for slot in 0..WHEEL_SLOTS {
+                let mut l = std::mem::replace(&mut self.wheel[slot], NIL);
+                while l != NIL {
+                    let next = self.entries[l as usize].wheel_next;
+                    self.entries[l as usize].wheel_next = all;
+                    all = l;
+                    l = next;
+                }
+            }
+            self.pending = all;
+            self.wheel_now = now;
+        }
         let mut seen = 0;
         let mut n = 0;
-        while (now.wrapping_sub(self.wheel_now) as i32) >= 0 {
+        loop {
             if self.pending == NIL {
                 let slot = self.wheel_now as usize % WHEEL_SLOTS;
                 self.pending = std::mem::replace(&mut self.wheel[slot], NIL);
@@ -378,11 +392,8 @@ impl ConnTable {
                     self.release(i);
                     continue;
                 }
-                if e.wheel_due != self.wheel_now {
-                    // A later round of this slot: back in for then.
-                    self.schedule(i, e.wheel_due);
-                    continue;
-                }
+                // Due from the last packet: a busy connection is simply put back for later,
+                // and one due in a later round of this slot lands in a fresh list.
                 let due = e.last_seen.wrapping_add(e.timeout(&self.timeouts).max(1));
                 if (due.wrapping_sub(self.wheel_now) as i32) <= 0 {
                     expired(&e);
@@ -516,6 +527,24 @@ mod tests {
             t.expire(now, 100, |_| at = Some(now));
         }
         assert_eq!(at, Some(10_000));
+    }
+
+    #[test]
+    fn a_clock_jump_looks_at_each_entry_once() {
+        // Offline replays start the wheel at capture time (epoch seconds) and may jump.
+        let mut t = ConnTable::with_capacity(10, Timeouts::default(), 0);
+        let t0 = 1_700_000_000u32;
+        assert_eq!(t.expire(t0, 100, |_| {}), 0);
+        let (a, b) = (key(1, 17), key(2, 17));
+        t.insert(&a, t.hash(&a), true, syn(), t0).unwrap();
+        t.insert(&b, t.hash(&b), true, syn(), t0).unwrap();
+        let ib = t.lookup(&b, t.hash(&b)).unwrap();
+        t.get_mut(ib).count(true, 1, t0 + 86_400);
+        let start = std::time::Instant::now();
+        let mut gone = Vec::new();
+        t.expire(t0 + 86_400, 100, |c| gone.push(c.key));
+        assert_eq!(gone, vec![a], "a idle for a day, b just seen");
+        assert!(start.elapsed() < std::time::Duration::from_millis(200));
     }
 
     #[test]

@@ -196,6 +196,20 @@ pub struct TcpTracker {
 }
 
 impl TcpTracker {
+    /// The tracker a table entry holds for a connection that is not TCP; never consulted.
+    pub const fn default_for_other() -> TcpTracker {
+        TcpTracker {
+            peers: [Peer {
+                seqlo: 0,
+                seqhi: 0,
+                max_win: 0,
+                wscale: NO_SCALE,
+                state: PeerState::Closed,
+            }; 2],
+            loose: false,
+        }
+    }
+
     /// Opens tracking with the connection's first segment, from its initiator. Strictly, that
     /// must be a SYN without ACK. With `pickup` (loose, for connections already running when the
     /// appliance started or took over), any valid segment adopts the connection.
