@@ -5,6 +5,8 @@
 
 use dataplane::conntrack::table::Timeouts;
 use dataplane::engine::{Action, EngineConfig};
+use dataplane::policy::cidr::{parse_list, Cidr, PrefixSet};
+use dataplane::policy::{Direction, Policy, Rule, RuleAction, MAX_RULES};
 use dataplane::stats::MAX_PORTS;
 use dataplane::worker::IdleMode;
 use serde::Deserialize;
@@ -52,6 +54,11 @@ pub struct Config {
     pub engine: EngineSection,
     #[serde(default)]
     pub conntrack: ConntrackSection,
+    /// Ordered, first-match rules for new connections.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    #[serde(default)]
+    pub blocklist: BlocklistConfig,
     #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
@@ -225,6 +232,56 @@ fn default_flow_capacity() -> usize {
     EngineConfig::default().flow_capacity
 }
 
+/// One rule: which new connections it matches, and what it does with them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    pub action: RuleActionSetting,
+    /// "outbound" (opened from an inside port), "inbound" (from an outside port) or "any".
+    #[serde(default)]
+    pub direction: DirectionSetting,
+    /// "tcp", "udp", "icmp", "icmp6", "any", or a protocol number.
+    #[serde(default)]
+    pub proto: Option<toml::Value>,
+    #[serde(default)]
+    pub src: Vec<String>,
+    #[serde(default)]
+    pub dst: Vec<String>,
+    /// "443" or "8000-8100".
+    #[serde(default)]
+    pub src_ports: Vec<String>,
+    #[serde(default)]
+    pub dst_ports: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleActionSetting {
+    Allow,
+    Drop,
+    Reject,
+    Alert,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectionSetting {
+    Outbound,
+    Inbound,
+    #[default]
+    Any,
+}
+
+/// IP blocklists: files with one prefix a line (FireHOL, Spamhaus DROP formats). Paths are
+/// relative to the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlocklistConfig {
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+}
+
 /// Connection tracking: timeouts (seconds) per protocol state, and loose pickup.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -365,6 +422,19 @@ pub struct RunConfig {
     pub max_duration_secs: u64,
 }
 
+/// "443" or "8000-8100".
+fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let s = s.trim();
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let p = s.parse().ok()?;
+            (p, p)
+        }
+    };
+    (lo <= hi).then_some((lo, hi))
+}
+
 /// Flows per worker: 2^26 (67 million) keeps the table's slot count within a u32 and its memory
 /// within reach of one NUMA node (about 10 GiB at 80 bytes a slot, two slots a flow).
 pub const MAX_FLOW_CAPACITY: usize = 1 << 26;
@@ -498,6 +568,7 @@ impl Config {
                 "must be at least 1024".into(),
             ));
         }
+        self.build_policy(path)?;
         if self.engine.flow_capacity == 0 || self.engine.flow_capacity > MAX_FLOW_CAPACITY {
             return Err(err(
                 "engine.flow_capacity".into(),
@@ -592,6 +663,113 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// Builds the policy (rules and blocklists; blocklist files are read now, relative to the
+    /// directory of `path`). Errors name the key, or the list file and line.
+    pub fn build_policy(&self, path: &Path) -> Result<Policy, ConfigError> {
+        let err = |key: String, message: String| ConfigError {
+            file: path.to_path_buf(),
+            key,
+            message,
+        };
+        if self.rules.len() > MAX_RULES {
+            return Err(err("rules".into(), format!("at most {MAX_RULES} rules")));
+        }
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.name.is_empty() || self.rules[..i].iter().any(|q| q.name == r.name) {
+                return Err(err(
+                    format!("rules[{i}].name"),
+                    format!("'{}' is empty or used twice", r.name),
+                ));
+            }
+            let cidrs = |list: &[String], what: &str| -> Result<Vec<Cidr>, ConfigError> {
+                list.iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        s.parse::<Cidr>()
+                            .map_err(|e| err(format!("rules[{i}].{what}[{j}]"), e.to_string()))
+                    })
+                    .collect()
+            };
+            let ports = |list: &[String], what: &str| -> Result<Vec<(u16, u16)>, ConfigError> {
+                list.iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        parse_port_range(s).ok_or_else(|| {
+                            err(
+                                format!("rules[{i}].{what}[{j}]"),
+                                format!("'{s}' is not a port or a range like 8000-8100"),
+                            )
+                        })
+                    })
+                    .collect()
+            };
+            let proto = match &r.proto {
+                None => None,
+                Some(toml::Value::String(s)) => match s.as_str() {
+                    "any" => None,
+                    "tcp" => Some(6),
+                    "udp" => Some(17),
+                    "icmp" => Some(1),
+                    "icmp6" | "ipv6-icmp" => Some(58),
+                    _ => {
+                        return Err(err(
+                            format!("rules[{i}].proto"),
+                            format!("'{s}': use tcp, udp, icmp, icmp6, any or a number"),
+                        ))
+                    }
+                },
+                Some(toml::Value::Integer(n)) if (0..=255).contains(n) => Some(*n as u8),
+                Some(v) => {
+                    return Err(err(
+                        format!("rules[{i}].proto"),
+                        format!("{v} is not a protocol"),
+                    ))
+                }
+            };
+            rules.push(Rule {
+                name: r.name.clone(),
+                action: match r.action {
+                    RuleActionSetting::Allow => RuleAction::Allow,
+                    RuleActionSetting::Drop => RuleAction::Drop,
+                    RuleActionSetting::Reject => RuleAction::Reject,
+                    RuleActionSetting::Alert => RuleAction::Alert,
+                },
+                direction: match r.direction {
+                    DirectionSetting::Outbound => Direction::Outbound,
+                    DirectionSetting::Inbound => Direction::Inbound,
+                    DirectionSetting::Any => Direction::Any,
+                },
+                proto,
+                src: cidrs(&r.src, "src")?,
+                dst: cidrs(&r.dst, "dst")?,
+                src_ports: ports(&r.src_ports, "src_ports")?,
+                dst_ports: ports(&r.dst_ports, "dst_ports")?,
+            });
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut prefixes = Vec::new();
+        for (i, f) in self.blocklist.files.iter().enumerate() {
+            let file = base.join(f);
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                err(
+                    format!("blocklist.files[{i}]"),
+                    format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
+            let list = parse_list(&text).map_err(|(line, e)| ConfigError {
+                file: file.clone(),
+                key: format!("line {line}"),
+                message: e.to_string(),
+            })?;
+            prefixes.extend(list);
+        }
+        Ok(Policy {
+            rules,
+            blocklist: PrefixSet::new(&prefixes),
+        })
     }
 
     /// The port index each port forwards to (its pair's other port), by port index.

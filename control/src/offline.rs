@@ -9,8 +9,9 @@
 
 use crate::report::{PortSnapshot, StatsSnapshot};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use dataplane::engine::{Engine, EngineConfig, Verdict};
+use dataplane::engine::{Engine, EngineConfig, PolicySlot, Verdict};
 use dataplane::parse::parse_frame;
+use dataplane::policy::Policy;
 use dataplane::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
 use dataplane::stats::WorkerStats;
 use dataplane::worker::shard_of;
@@ -33,6 +34,8 @@ pub struct OfflineOptions {
     pub write: Option<PathBuf>,
     pub workers: usize,
     pub engine: EngineConfig,
+    /// Rules and lists; without zones every connection counts as outbound.
+    pub policy: Policy,
 }
 
 /// A batch of frames in one arena, recycled between reader, workers and writer.
@@ -82,6 +85,7 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
     let started = Instant::now();
     let n = opts.workers.max(1);
     let stats: Vec<Arc<WorkerStats>> = (0..n).map(|_| Arc::new(WorkerStats::default())).collect();
+    let policy = Arc::new(PolicySlot::from_pointee(opts.policy.clone()));
 
     let writer = match &opts.write {
         Some(p) => {
@@ -121,10 +125,18 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
                 out_tx.clone(),
             );
             let writing = opts.write.is_some();
+            let slot = policy.clone();
             std::thread::Builder::new()
                 .name(format!("worker{w}"))
                 .spawn_scoped(scope, move || {
-                    worker(rx, Engine::new(cfg, st), writing, free_tx, free_rx, out_tx)
+                    worker(
+                        rx,
+                        Engine::with_policy(cfg, st, slot),
+                        writing,
+                        free_tx,
+                        free_rx,
+                        out_tx,
+                    )
                 })
                 .expect("spawning worker");
         }

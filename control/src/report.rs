@@ -24,6 +24,10 @@ pub struct StatsSnapshot {
     pub flows_expired: u64,
     /// ICMP errors passed as related to a tracked connection.
     pub related: u64,
+    /// New connections each rule matched, in rule order.
+    pub rules: Vec<RuleHits>,
+    pub alerts: u64,
+    pub rejects_sent: u64,
     pub fragments: u64,
     pub non_ip: u64,
 }
@@ -57,6 +61,13 @@ pub struct DeviceStats {
     pub ierrors: u64,
     pub oerrors: u64,
     pub rx_nombuf: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RuleHits {
+    pub name: String,
+    pub action: String,
+    pub hits: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -111,6 +122,8 @@ impl StatsSnapshot {
             s.flows_active += w.flows_active.get();
             s.flows_expired += w.flows_expired.get();
             s.related += w.related.get();
+            s.alerts += w.alerts.get();
+            s.rejects_sent += w.rejects_sent.get();
             s.fragments += w.fragments.get();
             s.non_ip += w.non_ip.get();
             s.workers.push(WorkerSnapshot {
@@ -129,6 +142,25 @@ impl StatsSnapshot {
         }
         s.ports = ports;
         s
+    }
+
+    /// Fills in the per-rule hit counts, summed over workers, for the rules of `policy`.
+    pub fn with_rules(
+        mut self,
+        policy: &dataplane::policy::Policy,
+        workers: &[&WorkerStats],
+    ) -> Self {
+        self.rules = policy
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RuleHits {
+                name: r.name.clone(),
+                action: format!("{:?}", r.action).to_lowercase(),
+                hits: workers.iter().map(|w| w.rule_hits.0[i].get()).sum(),
+            })
+            .collect();
+        self
     }
 
     pub fn rx_total(&self) -> u64 {
@@ -197,6 +229,17 @@ impl StatsSnapshot {
             self.non_ip,
             self.fragments
         );
+        if !self.rules.is_empty() {
+            let _ = write!(o, "rules (new connections):");
+            for r in &self.rules {
+                let _ = write!(o, " {}[{}]={}", r.name, r.action, r.hits);
+            }
+            let _ = writeln!(
+                o,
+                "   alerts {}   rejects sent {}",
+                self.alerts, self.rejects_sent
+            );
+        }
         for w in &self.workers {
             let idle = if w.polls > 0 {
                 100.0 * w.empty_polls as f64 / w.polls as f64

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::ctl::ControlSocket;
 use crate::report::{DeviceStats, PortSnapshot, StatsSnapshot};
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortSetup, Ring};
-use dataplane::engine::Engine;
+use dataplane::engine::{Engine, PolicySlot};
 use dataplane::stats::WorkerStats;
 use dataplane::worker::{self, RxSource, WorkerContext, WorkerQueues};
 use std::path::Path;
@@ -170,6 +170,31 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
     let socket = ControlSocket::bind(&cfg.control.socket)
         .map_err(|e| format!("control socket {}: {e}", cfg.control.socket.display()))?;
     let engine_cfg = cfg.engine_config(true);
+    // The policy the workers follow; `reload` (control socket or SIGHUP) publishes a new one.
+    let policy: Arc<PolicySlot> = Arc::new(PolicySlot::from_pointee(
+        cfg.build_policy(cfg_path).map_err(|e| e.to_string())?,
+    ));
+    let reload_flag = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_flag.clone());
+    let reload = || -> serde_json::Value {
+        match Config::load(cfg_path).and_then(|c| c.build_policy(cfg_path)) {
+            Ok(p) => {
+                let v = serde_json::json!({
+                    "reloaded": true,
+                    "rules": p.rules.len(),
+                    "blocklist_prefixes": p.blocklist.prefixes(),
+                    "blocklist_intervals": p.blocklist.intervals(),
+                });
+                eprintln!("portcullisd: policy reloaded: {v}");
+                policy.store(Arc::new(p));
+                v
+            }
+            Err(e) => {
+                eprintln!("portcullisd: reload refused, the running policy stays: {e}");
+                serde_json::json!({"error": format!("reload refused, the running policy stays: {e}")})
+            }
+        }
+    };
     let idle = dp.idle.into();
 
     let snapshot = |uptime: f64| {
@@ -183,7 +208,8 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
             .zip(&dp.worker_cores)
             .map(|(s, &c)| (Some(c), s.as_ref()))
             .collect();
-        StatsSnapshot::collect("dpdk", uptime, port_snaps, &ws)
+        let all: Vec<&WorkerStats> = stats.iter().map(|s| s.as_ref()).collect();
+        StatsSnapshot::collect("dpdk", uptime, port_snaps, &ws).with_rules(&policy.load(), &all)
     };
 
     let worker_error: std::sync::Mutex<Option<String>> = Default::default();
@@ -201,13 +227,15 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                 stop: &stop,
                 shutdown: &shutdown,
                 tsc_hz: dpdk::tsc_hz(),
+                pool: &pool,
             };
-            let (eal, stats, engine_cfg, stop, worker_error) = (
+            let (eal, stats, engine_cfg, stop, worker_error, policy) = (
                 &eal,
                 stats[w].clone(),
                 engine_cfg.clone(),
                 &stop,
                 &worker_error,
+                policy.clone(),
             );
             std::thread::Builder::new()
                 .name(format!("worker{w}"))
@@ -227,7 +255,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                     }
                     // The flow table is allocated here, after pinning, so its pages are first
                     // touched on the worker's own NUMA node.
-                    let mut engine = Engine::new(engine_cfg, stats);
+                    let mut engine = Engine::with_policy(engine_cfg, stats, policy);
                     worker::run(&ctx, queues, &mut engine);
                     eal.unregister_thread();
                 })
@@ -242,8 +270,12 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
             socket.serve_pending(|cmd| match cmd {
                 "stats" => serde_json::to_value(snapshot(started.elapsed().as_secs_f64())).unwrap_or_default(),
                 "status" => status_json(cfg, cfg_path, &ports, started),
+                "reload" => reload(),
                 other => serde_json::json!({"error": format!("unknown command '{other}' (try status, stats)")}),
             });
+            if reload_flag.swap(false, Ordering::Relaxed) {
+                reload();
+            }
             let rx: u64 = stats
                 .iter()
                 .map(|s| s.rx_packets.iter().map(|c| c.get()).sum::<u64>())

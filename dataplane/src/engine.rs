@@ -14,8 +14,10 @@ use crate::conntrack::table::{ConnId, ConnTable, TableFull, Timeouts};
 use crate::conntrack::tcp::{Segment, TcpReject, TcpTracker};
 use crate::flow::FlowKey;
 use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
+use crate::policy::{Decision, NewConn, Policy, RuleAction};
 use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 
 /// What to do with a class of frames the policy has an opinion on.
@@ -69,7 +71,13 @@ impl Default for EngineConfig {
 pub enum Verdict {
     Forward,
     Drop(DropReason),
+    /// Drop, and answer the sender (TCP RST or ICMP port unreachable, see `build_reject`),
+    /// through the port the frame came in on.
+    Reject,
 }
+
+/// Where the control thread publishes the current policy; workers pick it up between bursts.
+pub type PolicySlot = ArcSwap<Policy>;
 
 /// The largest burst `process_burst` takes.
 pub const MAX_BURST: usize = 32;
@@ -104,13 +112,31 @@ pub struct Engine {
     conns: ConnTable,
     toeplitz: Toeplitz,
     stats: Arc<WorkerStats>,
+    policy: Arc<Policy>,
+    policy_slot: Arc<PolicySlot>,
 }
 
 impl Engine {
+    /// An engine with the default policy (zones only, no rules, no lists).
     pub fn new(config: EngineConfig, stats: Arc<WorkerStats>) -> Engine {
+        Engine::with_policy(
+            config,
+            stats,
+            Arc::new(ArcSwap::from_pointee(Policy::default())),
+        )
+    }
+
+    /// An engine that follows the policy published in `slot`.
+    pub fn with_policy(
+        config: EngineConfig,
+        stats: Arc<WorkerStats>,
+        slot: Arc<PolicySlot>,
+    ) -> Engine {
         Engine {
             conns: ConnTable::with_capacity(config.flow_capacity, config.timeouts, 0),
             toeplitz: Toeplitz::new(&SYMMETRIC_RSS_KEY),
+            policy: slot.load_full(),
+            policy_slot: slot,
             config,
             stats,
         }
@@ -173,6 +199,11 @@ impl Engine {
     ) {
         let n = frames.len().min(MAX_BURST);
         self.count_rx(&frames[..n], &ports[..n]);
+        // A new policy, if the control thread published one: one pointer comparison per burst.
+        let current = self.policy_slot.load();
+        if !Arc::ptr_eq(&current, &self.policy) {
+            self.policy = arc_swap::Guard::into_inner(current);
+        }
         if self.config.bypass {
             verdicts[..n].fill(Verdict::Forward);
             return;
@@ -373,9 +404,36 @@ impl Engine {
             (1 | 58, _) if !p.icmp_opens => return self.drop(DropReason::NoState),
             _ => TcpTracker::default_for_other(),
         };
-        if let Some(inside) = &self.config.inside_ports {
-            if !inside[port] {
-                return self.drop(DropReason::InboundDefault);
+        // The policy judges the connection by its first packet, once.
+        let (src, dst, sp, dp) = if p.lo_to_hi {
+            (p.key.lo_addr, p.key.hi_addr, p.key.lo_port, p.key.hi_port)
+        } else {
+            (p.key.hi_addr, p.key.lo_addr, p.key.hi_port, p.key.lo_port)
+        };
+        let nc = NewConn {
+            src,
+            dst,
+            v6: p.key.is_ipv6,
+            proto: p.key.proto,
+            src_port: sp,
+            dst_port: dp,
+            inbound: self.config.inside_ports.is_some_and(|inside| !inside[port]),
+        };
+        match self.policy.decide(&nc) {
+            Decision::Allow => {}
+            Decision::DefaultInbound => return self.drop(DropReason::InboundDefault),
+            Decision::Blocklisted => return self.drop(DropReason::Blocklist),
+            Decision::Rule(i, action) => {
+                self.stats.rule_hits.0[i].inc();
+                match action {
+                    RuleAction::Allow => {}
+                    RuleAction::Alert => self.stats.alerts.inc(),
+                    RuleAction::Drop => return self.drop(DropReason::Rule),
+                    RuleAction::Reject => {
+                        self.stats.drop_packet(DropReason::Rule);
+                        return Verdict::Reject;
+                    }
+                }
             }
         }
         match self.conns.insert(&p.key, p.hash, p.lo_to_hi, tracker, now) {

@@ -7,6 +7,8 @@ pub mod dpdk;
 pub mod engine;
 pub mod flow;
 pub mod parse;
+pub mod policy;
+pub mod reject;
 pub mod rss;
 pub mod stats;
 pub mod wire;

@@ -68,10 +68,14 @@ pub enum DropReason {
     TableFull,
     /// A new connection opened from an outside port, which the default policy refuses.
     InboundDefault,
+    /// A new connection to or from an address on a blocklist.
+    Blocklist,
+    /// A new connection a rule drops or rejects (per-rule counts in `rule_hits`).
+    Rule,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Malformed,
         DropReason::NonIp,
         DropReason::Fragment,
@@ -83,6 +87,8 @@ impl DropReason {
         DropReason::OutOfWindow,
         DropReason::TableFull,
         DropReason::InboundDefault,
+        DropReason::Blocklist,
+        DropReason::Rule,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -104,6 +110,8 @@ impl DropReason {
             DropReason::OutOfWindow => "out_of_window",
             DropReason::TableFull => "table_full",
             DropReason::InboundDefault => "inbound_default",
+            DropReason::Blocklist => "blocklist",
+            DropReason::Rule => "rule",
         }
     }
 }
@@ -130,6 +138,12 @@ pub struct WorkerStats {
     pub flows_expired: Counter,
     /// Packets passed as related to a tracked connection (ICMP errors).
     pub related: Counter,
+    /// New connections each rule matched, by rule index in the current policy.
+    pub rule_hits: RuleHits,
+    /// Connections allowed by an `alert` rule.
+    pub alerts: Counter,
+    /// Replies sent for `reject` rules (TCP RST, ICMP port unreachable).
+    pub rejects_sent: Counter,
     /// Packets this worker handed to another worker (software steering) and received from them.
     pub steered_out: Counter,
     pub steered_in: Counter,
@@ -138,6 +152,15 @@ pub struct WorkerStats {
     pub empty_polls: Counter,
     /// Times the adaptive idle mode slept.
     pub idle_sleeps: Counter,
+}
+
+/// One hit counter per rule of the current policy (by index).
+pub struct RuleHits(pub [Counter; crate::policy::MAX_RULES]);
+
+impl Default for RuleHits {
+    fn default() -> Self {
+        RuleHits(std::array::from_fn(|_| Counter::default()))
+    }
 }
 
 impl WorkerStats {

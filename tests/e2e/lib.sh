@@ -63,6 +63,8 @@ lab_up() {
 # WORKERS_TOML replaces the worker lines of [dataplane]; AFP_ARGS are extra net_af_packet args.
 WORKERS_TOML=${WORKERS_TOML:-'worker_cores = [1]'}
 AFP_ARGS=${AFP_ARGS:-}
+# Extra TOML appended to the lab config (rules, blocklists...).
+EXTRA_TOML=${EXTRA_TOML:-}
 start_portcullisd() {
   cat > "$WORK/lab.toml" <<TOML
 [eal]
@@ -85,6 +87,7 @@ inside = "inside"
 outside = "outside"
 [control]
 socket = "$WORK/ctl.sock"
+$EXTRA_TOML
 TOML
   "$BIN/portcullisd" --check-config "$WORK/lab.toml" >/dev/null
   "$BIN/portcullisd" --config "$WORK/lab.toml" --stats-json "$WORK/final.json" >"$WORK/portcullisd.log" 2>&1 &

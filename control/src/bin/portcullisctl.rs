@@ -28,11 +28,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Counters: packets per port, drops by reason, parse errors, flows, workers.
+    /// Counters: packets per port, drops by reason, parse errors, flows, rules, workers.
     Stats {
         #[arg(long)]
         json: bool,
     },
+    /// Re-read rules and blocklists from the configuration file and publish them to the
+    /// workers; established connections keep flowing. A bad file leaves the running policy.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let (cmd, json) = match args.cmd {
         Cmd::Status { json } => ("status", json),
         Cmd::Stats { json } => ("stats", json),
+        Cmd::Reload => ("reload", true),
     };
     let reply = match ctl::request(&args.socket, cmd) {
         Ok(v) => v,

@@ -72,11 +72,22 @@ fn main() -> ExitCode {
             .workers
             .or_else(|| cfg.as_ref().map(|c| c.dataplane.worker_cores.len()))
             .unwrap_or(1);
+        let policy = match (&cfg, &args.config) {
+            (Some(c), Some(path)) => match c.build_policy(path) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("portcullisd: invalid configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => Default::default(),
+        };
         let opts = OfflineOptions {
             read: read.clone(),
             write: args.write.clone(),
             workers,
             engine,
+            policy,
         };
         return match offline::run(&opts) {
             Ok((snap, summary)) => {
