@@ -309,6 +309,17 @@ pub struct ConntrackSection {
     pub icmp: u32,
     #[serde(default = "d_other")]
     pub other: u32,
+    /// Half-open TCP connections (SYN seen, handshake not complete) per worker; 0: a quarter of
+    /// engine.flow_capacity. A SYN flood fills these, never the room of established connections.
+    #[serde(default)]
+    pub max_half_open: usize,
+    /// Half-open TCP connections per source address and worker.
+    #[serde(default = "d_half_open_per_source")]
+    pub max_half_open_per_source: u16,
+}
+
+fn d_half_open_per_source() -> u16 {
+    256
 }
 
 fn d_syn_sent() -> u32 {
@@ -386,6 +397,12 @@ impl Config {
             timeouts: self.conntrack.timeouts(),
             tcp_pickup: self.conntrack.tcp_pickup,
             inside_ports,
+            max_half_open: if self.conntrack.max_half_open == 0 {
+                (e.flow_capacity / 4).max(1)
+            } else {
+                self.conntrack.max_half_open
+            },
+            max_half_open_per_source: self.conntrack.max_half_open_per_source.max(1),
         }
     }
 }

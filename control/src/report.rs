@@ -22,6 +22,8 @@ pub struct StatsSnapshot {
     pub flows_created: u64,
     pub flows_active: u64,
     pub flows_expired: u64,
+    /// TCP connections whose handshake is not complete (gauge).
+    pub half_open: u64,
     /// ICMP errors passed as related to a tracked connection.
     pub related: u64,
     /// New connections each rule matched, in rule order.
@@ -121,6 +123,7 @@ impl StatsSnapshot {
             s.flows_created += w.flows_created.get();
             s.flows_active += w.flows_active.get();
             s.flows_expired += w.flows_expired.get();
+            s.half_open += w.half_open.get();
             s.related += w.related.get();
             s.alerts += w.alerts.get();
             s.rejects_sent += w.rejects_sent.get();
@@ -221,9 +224,10 @@ impl StatsSnapshot {
         }
         let _ = writeln!(
             o,
-            "connections: created {} active {} expired {}   related {}   link-control frames {}   ip fragments {}",
+            "connections: created {} active {} (half-open {}) expired {}   related {}   link-control frames {}   ip fragments {}",
             self.flows_created,
             self.flows_active,
+            self.half_open,
             self.flows_expired,
             self.related,
             self.non_ip,

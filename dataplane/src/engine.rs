@@ -11,7 +11,7 @@
 //! It must never allocate, lock, or read a clock: time arrives as an argument (seconds).
 
 use crate::conntrack::table::{ConnId, ConnTable, TableFull, Timeouts};
-use crate::conntrack::tcp::{Segment, TcpReject, TcpTracker};
+use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
 use crate::flow::FlowKey;
 use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
 use crate::policy::{Decision, NewConn, Policy, RuleAction};
@@ -49,6 +49,10 @@ pub struct EngineConfig {
     /// Which port indices are inside ports. `None`: no zones (offline replays), every new
     /// connection is allowed.
     pub inside_ports: Option<[bool; MAX_PORTS]>,
+    /// Half-open TCP connections (SYN seen, not yet established) a worker keeps at most, in all
+    /// and per source address: a SYN flood fills these, never the room of established ones.
+    pub max_half_open: usize,
+    pub max_half_open_per_source: u16,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +66,8 @@ impl Default for EngineConfig {
             timeouts: Timeouts::default(),
             tcp_pickup: false,
             inside_ports: None,
+            max_half_open: 16_384,
+            max_half_open_per_source: 256,
         }
     }
 }
@@ -110,6 +116,10 @@ struct Pending {
 pub struct Engine {
     config: EngineConfig,
     conns: ConnTable,
+    /// Half-open TCP connections, in all and per source (direct-mapped by a hash of the
+    /// address: a collision can only over-count, which errs on the safe side).
+    half_open: usize,
+    half_open_by_source: Box<[u16]>,
     toeplitz: Toeplitz,
     stats: Arc<WorkerStats>,
     policy: Arc<Policy>,
@@ -134,6 +144,8 @@ impl Engine {
     ) -> Engine {
         Engine {
             conns: ConnTable::with_capacity(config.flow_capacity, config.timeouts, 0),
+            half_open: 0,
+            half_open_by_source: vec![0u16; HALF_OPEN_SOURCES].into_boxed_slice(),
             toeplitz: Toeplitz::new(&SYMMETRIC_RSS_KEY),
             policy: slot.load_full(),
             policy_slot: slot,
@@ -170,8 +182,16 @@ impl Engine {
     /// poll-loop iteration (it returns at once when nothing is due).
     #[inline]
     pub fn expire(&mut self, now: u32) {
-        let n = self.conns.expire(now, EXPIRE_BUDGET, |_| {});
+        let (ho, by_source) = (&mut self.half_open, &mut self.half_open_by_source);
+        let n = self.conns.expire(now, EXPIRE_BUDGET, |c| {
+            if c.flags & FLAG_HALF_OPEN != 0 {
+                *ho -= 1;
+                let s = &mut by_source[source_slot(&initiator_addr(c.key, c.initiator_is_lo))];
+                *s = s.saturating_sub(1);
+            }
+        });
         if n > 0 {
+            self.stats.half_open.set(self.half_open as u64);
             self.stats.flows_expired.add(n as u64);
             self.stats.flows_active.set(self.conns.len() as u64);
         }
@@ -371,6 +391,7 @@ impl Engine {
                 Some(seg) if c.tcp.may_reopen(&seg) => {
                     // The tuple is reused by a new connection: forget the old one and open anew
                     // (from whichever side, under the policy for that side).
+                    self.settle_half_open(id);
                     self.conns.remove(id);
                     return self.open(p, port, Some(seg), len, now);
                 }
@@ -378,9 +399,16 @@ impl Engine {
                     if let Err(e) = c.tcp.track(from_initiator, &seg) {
                         return self.drop(tcp_drop(e));
                     }
+                    if c.flags & FLAG_HALF_OPEN != 0
+                        && c.tcp.state() != ConnState::SynSent
+                        && c.tcp.state() != ConnState::SynRecv
+                    {
+                        self.settle_half_open(id);
+                    }
                 }
                 None => {}
             }
+            let c = self.conns.get_mut(id);
             c.count(from_initiator, len, now);
             return Verdict::Forward;
         }
@@ -436,9 +464,23 @@ impl Engine {
                 }
             }
         }
+        let half_open = p.key.proto == 6 && tracker.state() == ConnState::SynSent;
+        let slot = source_slot(&src);
+        if half_open
+            && (self.half_open >= self.config.max_half_open
+                || self.half_open_by_source[slot] >= self.config.max_half_open_per_source)
+        {
+            return self.drop(DropReason::HalfOpenLimit);
+        }
         match self.conns.insert(&p.key, p.hash, p.lo_to_hi, tracker, now) {
             Ok(id) => {
                 self.conns.get_mut(id).count(true, len, now);
+                if half_open {
+                    self.conns.get_mut(id).flags |= FLAG_HALF_OPEN;
+                    self.half_open += 1;
+                    self.half_open_by_source[slot] += 1;
+                    self.stats.half_open.set(self.half_open as u64);
+                }
                 self.stats.flows_created.inc();
                 self.stats.flows_active.set(self.conns.len() as u64);
                 Verdict::Forward
@@ -447,11 +489,45 @@ impl Engine {
         }
     }
 
+    /// A half-open connection established, closed or is going: it no longer counts.
+    fn settle_half_open(&mut self, id: ConnId) {
+        let c = self.conns.get_mut(id);
+        if c.flags & FLAG_HALF_OPEN == 0 {
+            return;
+        }
+        c.flags &= !FLAG_HALF_OPEN;
+        let src = initiator_addr(c.key, c.initiator_is_lo);
+        self.half_open -= 1;
+        let s = &mut self.half_open_by_source[source_slot(&src)];
+        *s = s.saturating_sub(1);
+        self.stats.half_open.set(self.half_open as u64);
+    }
+
     #[inline(always)]
     fn drop(&self, reason: DropReason) -> Verdict {
         self.stats.drop_packet(reason);
         Verdict::Drop(reason)
     }
+}
+
+/// `Conn::flags` bit: counted as half-open.
+const FLAG_HALF_OPEN: u16 = 1;
+/// Slots of the per-source half-open counters (128 KiB per worker).
+const HALF_OPEN_SOURCES: usize = 1 << 16;
+
+fn initiator_addr(key: FlowKey, initiator_is_lo: bool) -> [u8; 16] {
+    if initiator_is_lo {
+        key.lo_addr
+    } else {
+        key.hi_addr
+    }
+}
+
+#[inline(always)]
+fn source_slot(addr: &[u8; 16]) -> usize {
+    let a = u128::from_le_bytes(*addr);
+    let h = ((a as u64) ^ ((a >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 48) as usize & (HALF_OPEN_SOURCES - 1)
 }
 
 fn tcp_drop(e: TcpReject) -> DropReason {
@@ -779,6 +855,79 @@ mod tests {
         assert_eq!(a.stats().flows_created.get(), 8);
         assert_eq!(b.stats().flows_created.get(), 8);
         assert_eq!(a.stats().drops_total(), 8);
+    }
+
+    #[test]
+    fn a_syn_flood_fills_the_half_open_room_not_the_established_one() {
+        let mut e = engine(EngineConfig {
+            flow_capacity: 1000,
+            max_half_open: 100,
+            max_half_open_per_source: 40,
+            ..zoned()
+        });
+        handshake(&mut e);
+        // 40 SYNs from one source: the per-source limit stops the 41st.
+        for p in 0..41u16 {
+            let v = e.process(&tcp([10, 0, 0, 9], 2000 + p, SERVER, 80, 1, 0, SYN), 0, 1);
+            assert_eq!(
+                v,
+                if p < 40 {
+                    Verdict::Forward
+                } else {
+                    Verdict::Drop(DropReason::HalfOpenLimit)
+                }
+            );
+        }
+        // Many sources: the per-worker limit (100 half-open in all) stops the rest.
+        let mut refused = 0;
+        for n in 0..500u32 {
+            let src = [10, 1, (n >> 8) as u8, n as u8];
+            if e.process(&tcp(src, 3000, SERVER, 80, 1, 0, SYN), 0, 1)
+                == Verdict::Drop(DropReason::HalfOpenLimit)
+            {
+                refused += 1;
+            }
+        }
+        assert_eq!(e.stats().half_open.get(), 100);
+        assert_eq!(refused, 500 - 60);
+        // The established connection is untouched.
+        assert_eq!(
+            e.process(&tcp(SERVER, 443, CLIENT, 40000, 901, 101, ACK), 1, 2),
+            Verdict::Forward
+        );
+        // Half-open entries expire fast and free the room.
+        e.expire(1 + Timeouts::default().tcp_syn_sent + 1);
+        assert_eq!(e.stats().half_open.get(), 0);
+        assert_eq!(
+            e.process(&tcp([10, 0, 0, 9], 5000, SERVER, 80, 1, 0, SYN), 0, 40),
+            Verdict::Forward
+        );
+    }
+
+    #[test]
+    fn completed_handshakes_leave_the_half_open_count() {
+        let mut e = engine(zoned());
+        handshake(&mut e);
+        assert_eq!(e.stats().half_open.get(), 0);
+        assert_eq!(
+            e.process(&tcp(CLIENT, 40001, SERVER, 443, 5, 0, SYN), 0, 1),
+            Verdict::Forward
+        );
+        assert_eq!(e.stats().half_open.get(), 1);
+        assert_eq!(
+            e.process(&tcp(SERVER, 443, CLIENT, 40001, 70, 6, SYN | ACK), 1, 1),
+            Verdict::Forward
+        );
+        assert_eq!(
+            e.stats().half_open.get(),
+            1,
+            "SYN received is still half-open"
+        );
+        assert_eq!(
+            e.process(&tcp(CLIENT, 40001, SERVER, 443, 6, 71, ACK), 0, 1),
+            Verdict::Forward
+        );
+        assert_eq!(e.stats().half_open.get(), 0);
     }
 
     #[test]

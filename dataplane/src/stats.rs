@@ -68,6 +68,9 @@ pub enum DropReason {
     TableFull,
     /// A new connection opened from an outside port, which the default policy refuses.
     InboundDefault,
+    /// A new TCP connection beyond the half-open limit (per worker or per source): SYN floods
+    /// fill this, not the table of established connections.
+    HalfOpenLimit,
     /// A new connection to or from an address on a blocklist.
     Blocklist,
     /// A new connection a rule drops or rejects (per-rule counts in `rule_hits`).
@@ -75,7 +78,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::NonIp,
         DropReason::Fragment,
@@ -87,6 +90,7 @@ impl DropReason {
         DropReason::OutOfWindow,
         DropReason::TableFull,
         DropReason::InboundDefault,
+        DropReason::HalfOpenLimit,
         DropReason::Blocklist,
         DropReason::Rule,
     ];
@@ -110,6 +114,7 @@ impl DropReason {
             DropReason::OutOfWindow => "out_of_window",
             DropReason::TableFull => "table_full",
             DropReason::InboundDefault => "inbound_default",
+            DropReason::HalfOpenLimit => "half_open_limit",
             DropReason::Blocklist => "blocklist",
             DropReason::Rule => "rule",
         }
@@ -136,6 +141,8 @@ pub struct WorkerStats {
     pub flows_active: Counter,
     /// Connections that timed out.
     pub flows_expired: Counter,
+    /// TCP connections not yet established (gauge).
+    pub half_open: Counter,
     /// Packets passed as related to a tracked connection (ICMP errors).
     pub related: Counter,
     /// New connections each rule matched, by rule index in the current policy.

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# A SYN flood far larger than the connection table, from inside (spoofed sources, scapy at L2),
+# towards a host that never answers, while a rate-limited download runs: the flood fills the
+# half-open room and is refused (half_open_limit / table_full); the established download
+# completes intact.
+source "$(dirname "$0")/lib.sh"
+
+stat() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+
+lab_up
+export EXTRA_TOML='
+[engine]
+flow_capacity = 512'
+start_portcullisd
+CAP=512
+
+mkdir -p "$WORK/www"; head -c 5000000 /dev/urandom > "$WORK/www/blob.bin"
+( cd "$WORK/www" && exec ip netns exec $NS_SV python3 -m http.server 8000 --bind 10.99.0.2 >/dev/null 2>&1 ) &
+PIDS+=($!)
+for _ in $(seq 1 50); do ip netns exec $NS_CL bash -c "exec 3<>/dev/tcp/10.99.0.2/8000" 2>/dev/null && break; sleep 0.1; done
+ip netns exec $NS_CL curl -sS --fail --limit-rate 700K --max-time 90 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
+CURL=$!
+sleep 1
+
+N=20000
+log "flooding: $N SYNs from spoofed inside sources to 10.99.0.77:80 (table: $CAP connections)"
+mac=$(ip netns exec $NS_CL cat /sys/class/net/cl0/address)
+ip netns exec $NS_CL /usr/bin/python3 - "$N" "$mac" <<'PY'
+import random, sys
+from scapy.all import Ether, IP, TCP, conf, sendp
+conf.verb = 0
+n, mac = int(sys.argv[1]), sys.argv[2]
+pkts = [Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src=f"10.99.{random.randint(1, 250)}.{random.randint(1, 250)}", dst="10.99.0.77")
+        / TCP(sport=random.randint(1024, 65535), dport=80, flags="S", seq=random.getrandbits(32)) for _ in range(n)]
+sendp(pkts, iface="cl0")
+PY
+sleep 0.5
+wait $CURL || fail "the download broke during the flood"
+cmp -s "$WORK/www/blob.bin" "$WORK/got.bin" || fail "download corrupted"
+ctl stats
+refused=$(stat "s['drops']['half_open_limit'] + s['drops']['table_full']")
+active=$(stat "s['flows_active']")
+echo "flood SYNs refused: $refused; connections in the table: $active (capacity $CAP)"
+[ "$refused" -ge $((N - CAP)) ] || fail "expected at least $((N - CAP)) flood SYNs refused, got $refused"
+[ "$active" -le "$CAP" ] || fail "table over capacity"
+log "PASS flood"
