@@ -60,6 +60,8 @@ pub struct Config {
     #[serde(default)]
     pub blocklist: BlocklistConfig,
     #[serde(default)]
+    pub events: EventsConfig,
+    #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
     pub run: RunConfig,
@@ -273,6 +275,31 @@ pub enum DirectionSetting {
     Any,
 }
 
+/// The EVE-style event log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// JSON-lines file (appended); none: no events. `--events PATH` overrides.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Drop events per worker and second at most; every drop is counted regardless.
+    #[serde(default = "d_drop_events")]
+    pub drop_events_per_sec: u32,
+}
+
+fn d_drop_events() -> u32 {
+    100
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            path: None,
+            drop_events_per_sec: d_drop_events(),
+        }
+    }
+}
+
 /// IP blocklists: files with one prefix a line (FireHOL, Spamhaus DROP formats). Paths are
 /// relative to the configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -403,6 +430,7 @@ impl Config {
                 self.conntrack.max_half_open
             },
             max_half_open_per_source: self.conntrack.max_half_open_per_source.max(1),
+            drop_events_per_sec: self.events.drop_events_per_sec,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod ctl;
+pub mod events;
 pub mod offline;
 pub mod report;
 pub mod runtime;

@@ -7,9 +7,11 @@
 //! the worker that owns the flow, chosen by the same symmetric hash and `shard_of` as on DPDK.
 //! Batches are recycled, so the steady state allocates nothing per packet.
 
+use crate::events::EventLog;
 use crate::report::{PortSnapshot, StatsSnapshot};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use dataplane::engine::{Engine, EngineConfig, PolicySlot, Verdict};
+use dataplane::events::{EventQueue, QUEUE_CAPACITY};
 use dataplane::parse::parse_frame;
 use dataplane::policy::Policy;
 use dataplane::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
@@ -36,6 +38,8 @@ pub struct OfflineOptions {
     pub engine: EngineConfig,
     /// Rules and lists; without zones every connection counts as outbound.
     pub policy: Policy,
+    /// EVE-style event log (timestamps are the capture's).
+    pub events: Option<PathBuf>,
 }
 
 /// A batch of frames in one arena, recycled between reader, workers and writer.
@@ -86,6 +90,22 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
     let n = opts.workers.max(1);
     let stats: Vec<Arc<WorkerStats>> = (0..n).map(|_| Arc::new(WorkerStats::default())).collect();
     let policy = Arc::new(PolicySlot::from_pointee(opts.policy.clone()));
+    let event_queues: Vec<Arc<EventQueue>> = (0..n)
+        .map(|_| Arc::new(EventQueue::new(QUEUE_CAPACITY)))
+        .collect();
+    let mut event_log = match &opts.events {
+        Some(p) => Some(
+            EventLog::open(
+                p,
+                event_queues.clone(),
+                0,
+                vec!["capture".into(), "output".into()],
+            )
+            .map_err(|e| format!("--events {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let workers_done = std::sync::atomic::AtomicUsize::new(0);
 
     let writer = match &opts.write {
         Some(p) => {
@@ -126,17 +146,17 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
             );
             let writing = opts.write.is_some();
             let slot = policy.clone();
+            let queue = event_log.as_ref().map(|_| event_queues[w].clone());
+            let done = &workers_done;
             std::thread::Builder::new()
                 .name(format!("worker{w}"))
                 .spawn_scoped(scope, move || {
-                    worker(
-                        rx,
-                        Engine::with_policy(cfg, st, slot),
-                        writing,
-                        free_tx,
-                        free_rx,
-                        out_tx,
-                    )
+                    let mut engine = Engine::with_policy(cfg, st, slot);
+                    if let Some(q) = queue {
+                        engine = engine.with_events(q);
+                    }
+                    worker(rx, engine, writing, free_tx, free_rx, out_tx);
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 })
                 .expect("spawning worker");
         }
@@ -176,8 +196,30 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
                 })
                 .expect("spawning writer")
         });
+        // The event log drains on a thread of its own while the workers run.
+        let events_thread = event_log.take().map(|mut log| {
+            let done = &workers_done;
+            std::thread::Builder::new()
+                .name("events".into())
+                .spawn_scoped(scope, move || -> Result<u64, String> {
+                    loop {
+                        let finished = done.load(std::sync::atomic::Ordering::SeqCst) == n;
+                        log.drain().map_err(|e| format!("--events: {e}"))?;
+                        if finished {
+                            log.drain().map_err(|e| format!("--events: {e}"))?;
+                            return Ok(log.written);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                })
+                .expect("spawning the event writer")
+        });
         let res = read_capture(&opts.read, n, &to_workers, &free_rx);
         drop(to_workers);
+        if let Some(t) = events_thread {
+            t.join()
+                .map_err(|_| "event writer panicked".to_string())??;
+        }
         if let Some(t) = writer_thread {
             t.join()
                 .map_err(|_| "writer thread panicked".to_string())??;
@@ -224,12 +266,14 @@ fn worker(
     out_tx: Sender<Batch>,
 ) {
     let stats = engine.stats().clone();
+    let mut last_now = 0u32;
     for mut batch in rx.iter() {
         let mut out = if writing { free_rx.recv().ok() } else { None };
         // The capture's own timestamps are the clock: a replay expires connections as the
         // traffic did, however fast it runs.
         if let Some((_, ts)) = batch.iter().next() {
-            engine.expire(ts.as_secs() as u32);
+            last_now = ts.as_secs() as u32;
+            engine.expire(last_now);
         }
         for (frame, ts) in batch.iter() {
             if engine.process(frame, PORT_CAPTURE, ts.as_secs() as u32) == Verdict::Forward {
@@ -250,6 +294,8 @@ fn worker(
             }
         }
     }
+    // End of capture: every connection still open gets its flow record.
+    engine.flush_flows(last_now);
 }
 
 enum Capture {

@@ -30,6 +30,9 @@ pub struct StatsSnapshot {
     pub rules: Vec<RuleHits>,
     pub alerts: u64,
     pub rejects_sent: u64,
+    /// Events lost to full queues, and drop events held back by the per-second limit.
+    pub events_lost: u64,
+    pub drop_events_suppressed: u64,
     pub fragments: u64,
     pub non_ip: u64,
 }
@@ -127,6 +130,8 @@ impl StatsSnapshot {
             s.related += w.related.get();
             s.alerts += w.alerts.get();
             s.rejects_sent += w.rejects_sent.get();
+            s.events_lost += w.events_lost.get();
+            s.drop_events_suppressed += w.drop_events_suppressed.get();
             s.fragments += w.fragments.get();
             s.non_ip += w.non_ip.get();
             s.workers.push(WorkerSnapshot {
@@ -242,6 +247,13 @@ impl StatsSnapshot {
                 o,
                 "   alerts {}   rejects sent {}",
                 self.alerts, self.rejects_sent
+            );
+        }
+        if self.events_lost + self.drop_events_suppressed > 0 {
+            let _ = writeln!(
+                o,
+                "events: lost {} (queue full)   drop events over the limit {}",
+                self.events_lost, self.drop_events_suppressed
             );
         }
         for w in &self.workers {

@@ -6,9 +6,11 @@
 
 use crate::config::Config;
 use crate::ctl::ControlSocket;
+use crate::events::EventLog;
 use crate::report::{DeviceStats, PortSnapshot, StatsSnapshot};
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortSetup, Ring};
 use dataplane::engine::{Engine, PolicySlot};
+use dataplane::events::{EventQueue, QUEUE_CAPACITY};
 use dataplane::stats::WorkerStats;
 use dataplane::worker::{self, RxSource, WorkerContext, WorkerQueues};
 use std::path::Path;
@@ -22,7 +24,12 @@ const MBUF_DATA_ROOM: u16 = 2048 + 128;
 const CONTROL_TICK: Duration = Duration::from_millis(20);
 
 /// Runs until a signal or a configured stop condition; returns the final counters.
-pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<StatsSnapshot, String> {
+pub fn run(
+    cfg: &Config,
+    cfg_path: &Path,
+    stop: Arc<AtomicBool>,
+    events: Option<&Path>,
+) -> Result<StatsSnapshot, String> {
     let started = Instant::now();
     let dp = &cfg.dataplane;
     let nworkers = dp.worker_cores.len();
@@ -212,6 +219,26 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
         StatsSnapshot::collect("dpdk", uptime, port_snaps, &ws).with_rules(&policy.load(), &all)
     };
 
+    // The event log: one queue per worker, drained by this (control) thread.
+    let event_queues: Vec<Arc<EventQueue>> = (0..nworkers)
+        .map(|_| Arc::new(EventQueue::new(QUEUE_CAPACITY)))
+        .collect();
+    let mut event_log = match events {
+        Some(path) => {
+            // Engine time is TSC seconds: the offset maps it to wall-clock time.
+            let tsc_secs = (dpdk::rdtsc() / dpdk::tsc_hz().max(1)) as i64;
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
+            Some(
+                EventLog::open(path, event_queues.clone(), wall - tsc_secs, names)
+                    .map_err(|e| format!("events {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let worker_error: std::sync::Mutex<Option<String>> = Default::default();
     let shutdown = std::sync::Barrier::new(nworkers);
     std::thread::scope(|scope| {
@@ -237,6 +264,7 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                 &worker_error,
                 policy.clone(),
             );
+            let queue = event_log.as_ref().map(|_| event_queues[w].clone());
             std::thread::Builder::new()
                 .name(format!("worker{w}"))
                 .spawn_scoped(scope, move || {
@@ -256,7 +284,11 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                     // The flow table is allocated here, after pinning, so its pages are first
                     // touched on the worker's own NUMA node.
                     let mut engine = Engine::with_policy(engine_cfg, stats, policy);
+                    if let Some(q) = queue {
+                        engine = engine.with_events(q);
+                    }
                     worker::run(&ctx, queues, &mut engine);
+                    engine.flush_flows((dpdk::rdtsc() / ctx.tsc_hz.max(1)) as u32);
                     eal.unregister_thread();
                 })
                 .expect("spawning a worker thread");
@@ -273,6 +305,12 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
                 "reload" => reload(),
                 other => serde_json::json!({"error": format!("unknown command '{other}' (try status, stats)")}),
             });
+            if let Some(log) = event_log.as_mut() {
+                if let Err(e) = log.drain() {
+                    eprintln!("portcullisd: event log: {e}; events are no longer written");
+                    event_log = None;
+                }
+            }
             if reload_flag.swap(false, Ordering::Relaxed) {
                 reload();
             }
@@ -296,6 +334,10 @@ pub fn run(cfg: &Config, cfg_path: &Path, stop: Arc<AtomicBool>) -> Result<Stats
             }
         }
     });
+    if let Some(log) = event_log.as_mut() {
+        let _ = log.drain();
+        eprintln!("portcullisd: {} events written", log.written);
+    }
     if let Some(e) = worker_error.into_inner().expect("not poisoned") {
         return Err(e);
     }

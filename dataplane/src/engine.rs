@@ -10,8 +10,9 @@
 //!
 //! It must never allocate, lock, or read a clock: time arrives as an argument (seconds).
 
-use crate::conntrack::table::{ConnId, ConnTable, TableFull, Timeouts};
+use crate::conntrack::table::{Conn, ConnId, ConnTable, SimpleState, TableFull, Timeouts};
 use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
+use crate::events::{DropRecord, Event, EventQueue, FlowEnd, FlowRecord, Tuple};
 use crate::flow::FlowKey;
 use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
 use crate::policy::{Decision, NewConn, Policy, RuleAction};
@@ -53,6 +54,8 @@ pub struct EngineConfig {
     /// and per source address: a SYN flood fills these, never the room of established ones.
     pub max_half_open: usize,
     pub max_half_open_per_source: u16,
+    /// Drop events a worker reports per second at most (the drops themselves are all counted).
+    pub drop_events_per_sec: u32,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +71,7 @@ impl Default for EngineConfig {
             inside_ports: None,
             max_half_open: 16_384,
             max_half_open_per_source: 256,
+            drop_events_per_sec: 100,
         }
     }
 }
@@ -124,6 +128,10 @@ pub struct Engine {
     stats: Arc<WorkerStats>,
     policy: Arc<Policy>,
     policy_slot: Arc<PolicySlot>,
+    events: Option<Arc<EventQueue>>,
+    /// Drop-event budget of the current second.
+    drop_tokens: u32,
+    drop_second: u32,
 }
 
 impl Engine {
@@ -149,9 +157,36 @@ impl Engine {
             toeplitz: Toeplitz::new(&SYMMETRIC_RSS_KEY),
             policy: slot.load_full(),
             policy_slot: slot,
+            events: None,
+            drop_tokens: 0,
+            drop_second: u32::MAX,
             config,
             stats,
         }
+    }
+
+    /// Reports events (connection ends, rate-limited drops) into `queue`.
+    pub fn with_events(mut self, queue: Arc<EventQueue>) -> Engine {
+        self.events = Some(queue);
+        self
+    }
+
+    #[inline]
+    fn emit(&self, ev: Event) {
+        if let Some(q) = &self.events {
+            if q.push(ev).is_err() {
+                self.stats.events_lost.inc();
+            }
+        }
+    }
+
+    /// Writes a flow event for every connection still in the table (at stop or end of capture).
+    pub fn flush_flows(&self, now: u32) {
+        if self.events.is_none() {
+            return;
+        }
+        self.conns
+            .for_each_live(|c| self.emit(Event::Flow(flow_record(c, now, FlowEnd::Shutdown))));
     }
 
     /// Whether the engine forwards everything untouched (`mode = "bypass"`).
@@ -183,7 +218,15 @@ impl Engine {
     #[inline]
     pub fn expire(&mut self, now: u32) {
         let (ho, by_source) = (&mut self.half_open, &mut self.half_open_by_source);
+        let (events, stats) = (&self.events, &self.stats);
         let n = self.conns.expire(now, EXPIRE_BUDGET, |c| {
+            if let Some(q) = events {
+                if q.push(Event::Flow(flow_record(c, c.last_seen, FlowEnd::Timeout)))
+                    .is_err()
+                {
+                    stats.events_lost.inc();
+                }
+            }
             if c.flags & FLAG_HALF_OPEN != 0 {
                 *ho -= 1;
                 let s = &mut by_source[source_slot(&initiator_addr(c.key, c.initiator_is_lo))];
@@ -379,7 +422,7 @@ impl Engine {
                 self.stats.related.inc();
                 Verdict::Forward
             } else {
-                self.drop(DropReason::NoState)
+                self.drop_at(DropReason::NoState, p, port, now)
             };
         }
         let len = frame.len() as u32;
@@ -397,7 +440,7 @@ impl Engine {
                 }
                 Some(seg) => {
                     if let Err(e) = c.tcp.track(from_initiator, &seg) {
-                        return self.drop(tcp_drop(e));
+                        return self.drop_at(tcp_drop(e), p, port, now);
                     }
                     if c.flags & FLAG_HALF_OPEN != 0
                         && c.tcp.state() != ConnState::SynSent
@@ -427,9 +470,9 @@ impl Engine {
         let tracker = match (p.key.proto, seg) {
             (6, Some(seg)) => match TcpTracker::open(&seg, self.config.tcp_pickup) {
                 Ok(t) => t,
-                Err(e) => return self.drop(tcp_drop(e)),
+                Err(e) => return self.drop_at(tcp_drop(e), p, port, now),
             },
-            (1 | 58, _) if !p.icmp_opens => return self.drop(DropReason::NoState),
+            (1 | 58, _) if !p.icmp_opens => return self.drop_at(DropReason::NoState, p, port, now),
             _ => TcpTracker::default_for_other(),
         };
         // The policy judges the connection by its first packet, once.
@@ -447,16 +490,22 @@ impl Engine {
             dst_port: dp,
             inbound: self.config.inside_ports.is_some_and(|inside| !inside[port]),
         };
+        let mut alerted = false;
         match self.policy.decide(&nc) {
             Decision::Allow => {}
-            Decision::DefaultInbound => return self.drop(DropReason::InboundDefault),
-            Decision::Blocklisted => return self.drop(DropReason::Blocklist),
+            Decision::DefaultInbound => {
+                return self.drop_at(DropReason::InboundDefault, p, port, now)
+            }
+            Decision::Blocklisted => return self.drop_at(DropReason::Blocklist, p, port, now),
             Decision::Rule(i, action) => {
                 self.stats.rule_hits.0[i].inc();
                 match action {
                     RuleAction::Allow => {}
-                    RuleAction::Alert => self.stats.alerts.inc(),
-                    RuleAction::Drop => return self.drop(DropReason::Rule),
+                    RuleAction::Alert => {
+                        self.stats.alerts.inc();
+                        alerted = true;
+                    }
+                    RuleAction::Drop => return self.drop_at(DropReason::Rule, p, port, now),
                     RuleAction::Reject => {
                         self.stats.drop_packet(DropReason::Rule);
                         return Verdict::Reject;
@@ -470,11 +519,14 @@ impl Engine {
             && (self.half_open >= self.config.max_half_open
                 || self.half_open_by_source[slot] >= self.config.max_half_open_per_source)
         {
-            return self.drop(DropReason::HalfOpenLimit);
+            return self.drop_at(DropReason::HalfOpenLimit, p, port, now);
         }
         match self.conns.insert(&p.key, p.hash, p.lo_to_hi, tracker, now) {
             Ok(id) => {
                 self.conns.get_mut(id).count(true, len, now);
+                if alerted {
+                    self.conns.get_mut(id).flags |= FLAG_ALERTED;
+                }
                 if half_open {
                     self.conns.get_mut(id).flags |= FLAG_HALF_OPEN;
                     self.half_open += 1;
@@ -485,7 +537,7 @@ impl Engine {
                 self.stats.flows_active.set(self.conns.len() as u64);
                 Verdict::Forward
             }
-            Err(TableFull) => self.drop(DropReason::TableFull),
+            Err(TableFull) => self.drop_at(DropReason::TableFull, p, port, now),
         }
     }
 
@@ -508,10 +560,68 @@ impl Engine {
         self.stats.drop_packet(reason);
         Verdict::Drop(reason)
     }
+
+    /// Counts a drop of a frame of connection `p` and reports it, within the per-second budget.
+    #[inline]
+    fn drop_at(&mut self, reason: DropReason, p: &Pending, port: usize, now: u32) -> Verdict {
+        if self.events.is_some() {
+            if now != self.drop_second {
+                self.drop_second = now;
+                self.drop_tokens = self.config.drop_events_per_sec;
+            }
+            if self.drop_tokens > 0 {
+                self.drop_tokens -= 1;
+                let k = &p.key;
+                let (src, dst, src_port, dst_port) = if p.lo_to_hi {
+                    (k.lo_addr, k.hi_addr, k.lo_port, k.hi_port)
+                } else {
+                    (k.hi_addr, k.lo_addr, k.hi_port, k.lo_port)
+                };
+                let tuple = Tuple {
+                    src,
+                    dst,
+                    src_port,
+                    dst_port,
+                    proto: k.proto,
+                    ipv6: k.is_ipv6,
+                };
+                self.emit(Event::Drop(DropRecord {
+                    time: now,
+                    reason,
+                    port: port as u8,
+                    tuple: Some(tuple),
+                }));
+            } else {
+                self.stats.drop_events_suppressed.inc();
+            }
+        }
+        self.drop(reason)
+    }
 }
 
-/// `Conn::flags` bit: counted as half-open.
+/// `Conn::flags` bits: counted as half-open; allowed by an alert rule.
 const FLAG_HALF_OPEN: u16 = 1;
+const FLAG_ALERTED: u16 = 2;
+
+fn flow_record(c: &Conn, end: u32, reason: FlowEnd) -> FlowRecord {
+    FlowRecord {
+        key: c.key,
+        initiator_is_lo: c.initiator_is_lo,
+        packets: c.packets,
+        bytes: c.bytes,
+        start: c.created,
+        end,
+        state: if c.key.proto == 6 {
+            c.tcp.state().name()
+        } else if c.simple == SimpleState::Replied {
+            "established"
+        } else {
+            "new"
+        },
+        reason,
+        alerted: c.flags & FLAG_ALERTED != 0,
+    }
+}
 /// Slots of the per-source half-open counters (128 KiB per worker).
 const HALF_OPEN_SOURCES: usize = 1 << 16;
 

@@ -5,6 +5,7 @@
 pub mod conntrack;
 pub mod dpdk;
 pub mod engine;
+pub mod events;
 pub mod flow;
 pub mod parse;
 pub mod policy;

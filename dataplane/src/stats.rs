@@ -151,6 +151,10 @@ pub struct WorkerStats {
     pub alerts: Counter,
     /// Replies sent for `reject` rules (TCP RST, ICMP port unreachable).
     pub rejects_sent: Counter,
+    /// Events lost because the worker's queue was full (the writer fell behind).
+    pub events_lost: Counter,
+    /// Drop events not reported because of the per-second limit (the drops are counted).
+    pub drop_events_suppressed: Counter,
     /// Packets this worker handed to another worker (software steering) and received from them.
     pub steered_out: Counter,
     pub steered_in: Counter,

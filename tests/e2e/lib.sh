@@ -87,6 +87,8 @@ inside = "inside"
 outside = "outside"
 [control]
 socket = "$WORK/ctl.sock"
+[events]
+path = "$WORK/eve.json"
 $EXTRA_TOML
 TOML
   "$BIN/portcullisd" --check-config "$WORK/lab.toml" >/dev/null

@@ -132,4 +132,15 @@ kill -0 "$PCD_PID" 2>/dev/null && fail "portcullisd did not stop on SIGTERM"
 wait "$PCD_PID" || fail "portcullisd exited non-zero after SIGTERM"
 grep -q "^drops:" "$WORK/portcullisd.log" || fail "no final counters printed at stop"
 [ "$(json_get "$WORK/final.json" "s['ports'][0]['rx_packets']")" -ge "$in_rx" ] || fail "final counters went backwards"
+# The event log: one flow record per connection at stop, the download's with its bytes.
+python3 - "$WORK/eve.json" "$flows" <<'PY' || fail "flow events"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+flows = [e for e in ev if e["event_type"] == "flow"]
+assert len(flows) == int(sys.argv[2]), f"{len(flows)} flow events for {sys.argv[2]} connections"
+tls = [f for f in flows if f["proto"] == "TCP" and f["dest_port"] == 443]
+assert len(tls) == 1 and tls[0]["src_ip"] == "10.99.0.1" and tls[0]["dest_ip"] == "10.99.0.2", tls
+assert tls[0]["flow"]["bytes_toclient"] > 8_000_000, tls[0]["flow"]
+print(f"{len(flows)} flow events; the download: {tls[0]['flow']['bytes_toclient']} bytes to the client, state {tls[0]['flow']['state']}")
+PY
 log "PASS inline forwarding"

@@ -87,4 +87,15 @@ after=$(stat "s['drops']['out_of_window']")
 echo "out_of_window drops: $before -> $after (20 injected)"
 [ "$after" -ge $((before + 19)) ] || fail "injected RSTs were not dropped as out_of_window"
 cmp -s "$WORK/www/blob.bin" "$WORK/got.bin" || fail "download corrupted"
+# Drop events name the reason and the tuple (rate-limited, so at most 100 a second).
+python3 - "$WORK/eve.json" <<'PY' || fail "drop events"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+drops = [e for e in ev if e["event_type"] == "drop"]
+inbound = [d for d in drops if d["drop"]["reason"] == "inbound_default" and d.get("src_ip") == "10.99.0.2"]
+rsts = [d for d in drops if d["drop"]["reason"] == "out_of_window" and d.get("dest_ip") == "10.99.0.1"]
+assert inbound, "no inbound_default drop event from the server"
+assert len(rsts) == 20, f"{len(rsts)} out_of_window events for 20 injected RSTs"
+print(f"{len(drops)} drop events: {len(inbound)} inbound_default, {len(rsts)} out_of_window")
+PY
 log "PASS stateful inspection"

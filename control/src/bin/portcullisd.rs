@@ -33,6 +33,9 @@ struct Args {
     /// With --read: number of worker threads (default: one per configured worker core, or 1).
     #[arg(long, requires = "read")]
     workers: Option<usize>,
+    /// Write EVE-style JSON events (flow, drop) to this file (overrides [events] path).
+    #[arg(long, value_name = "PATH")]
+    events: Option<PathBuf>,
     /// Also write the final counters as JSON to this file.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
@@ -88,6 +91,11 @@ fn main() -> ExitCode {
             workers,
             engine,
             policy,
+            events: args.events.clone().or_else(|| {
+                let c = cfg.as_ref()?;
+                let base = args.config.as_ref()?.parent()?.to_path_buf();
+                c.events.path.as_ref().map(|p| base.join(p))
+            }),
         };
         return match offline::run(&opts) {
             Ok((snap, summary)) => {
@@ -139,7 +147,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match runtime::run(&cfg, path, stop) {
+    let events = args.events.clone().or_else(|| {
+        cfg.events
+            .path
+            .as_ref()
+            .map(|p| path.parent().unwrap_or(std::path::Path::new(".")).join(p))
+    });
+    match runtime::run(&cfg, path, stop, events.as_deref()) {
         Ok(snap) => finish(&snap, args.stats_json.as_ref()),
         Err(e) => {
             eprintln!("portcullisd: {e}");

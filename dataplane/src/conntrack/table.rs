@@ -416,6 +416,13 @@ impl ConnTable {
         n
     }
 
+    /// Calls `f` for every connection in the table (at shutdown; not on the per-packet path).
+    pub fn for_each_live(&self, mut f: impl FnMut(&Conn)) {
+        for e in self.entries.iter().filter(|e| e.live) {
+            f(e);
+        }
+    }
+
     fn release(&mut self, i: u32) {
         let e = &mut self.entries[i as usize];
         e.live = false;

@@ -1,0 +1,200 @@
+//! The event log: drains the workers' event queues and writes JSON lines in the style of
+//! Suricata's EVE (`timestamp`, `flow_id`, `event_type`, `src_ip`, `src_port`, `dest_ip`,
+//! `dest_port`, `proto`, and a `flow` or `drop` object), so existing EVE tooling reads them.
+//! Runs on the control thread (DPDK) or a thread of its own (offline); never on a worker.
+
+use dataplane::events::{Event, EventQueue, FlowEnd};
+use serde_json::json;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct EventLog {
+    out: BufWriter<File>,
+    queues: Vec<Arc<EventQueue>>,
+    /// Wall-clock seconds minus engine seconds (0 offline: the engine runs on capture time).
+    offset: i64,
+    port_names: Vec<String>,
+    pub written: u64,
+}
+
+impl EventLog {
+    /// Appends to `path` (created if missing).
+    pub fn open(
+        path: &Path,
+        queues: Vec<Arc<EventQueue>>,
+        offset: i64,
+        port_names: Vec<String>,
+    ) -> std::io::Result<EventLog> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(EventLog {
+            out: BufWriter::new(f),
+            queues,
+            offset,
+            port_names,
+            written: 0,
+        })
+    }
+
+    /// Writes everything queued now; returns how many events.
+    pub fn drain(&mut self) -> std::io::Result<usize> {
+        let mut n = 0;
+        for qi in 0..self.queues.len() {
+            while let Some(ev) = self.queues[qi].pop() {
+                let line = self.format(&ev);
+                self.out.write_all(line.as_bytes())?;
+                self.out.write_all(b"\n")?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.out.flush()?;
+            self.written += n as u64;
+        }
+        Ok(n)
+    }
+
+    fn format(&self, ev: &Event) -> String {
+        match ev {
+            Event::Flow(f) => {
+                let k = &f.key;
+                let (src, dst, sp, dp) = if f.initiator_is_lo {
+                    (k.lo_addr, k.hi_addr, k.lo_port, k.hi_port)
+                } else {
+                    (k.hi_addr, k.lo_addr, k.hi_port, k.lo_port)
+                };
+                json!({
+                    "timestamp": self.time(f.end),
+                    "flow_id": flow_id(k, f.start),
+                    "event_type": "flow",
+                    "src_ip": ip(&src, k.is_ipv6),
+                    "src_port": sp,
+                    "dest_ip": ip(&dst, k.is_ipv6),
+                    "dest_port": dp,
+                    "proto": proto_name(k.proto),
+                    "flow": {
+                        "pkts_toserver": f.packets[0],
+                        "pkts_toclient": f.packets[1],
+                        "bytes_toserver": f.bytes[0],
+                        "bytes_toclient": f.bytes[1],
+                        "start": self.time(f.start),
+                        "end": self.time(f.end),
+                        "age": f.end.saturating_sub(f.start),
+                        "state": f.state,
+                        "reason": match f.reason { FlowEnd::Timeout => "timeout", FlowEnd::Shutdown => "shutdown" },
+                        "alerted": f.alerted,
+                        "verdict": "allowed",
+                    },
+                })
+                .to_string()
+            }
+            Event::Drop(d) => {
+                let mut v = json!({
+                    "timestamp": self.time(d.time),
+                    "event_type": "drop",
+                });
+                let m = v.as_object_mut().expect("object");
+                if let Some(t) = d.tuple {
+                    m.insert("src_ip".into(), ip(&t.src, t.ipv6).into());
+                    m.insert("src_port".into(), t.src_port.into());
+                    m.insert("dest_ip".into(), ip(&t.dst, t.ipv6).into());
+                    m.insert("dest_port".into(), t.dst_port.into());
+                    m.insert("proto".into(), proto_name(t.proto).into());
+                }
+                m.insert(
+                    "in_iface".into(),
+                    self.port_names
+                        .get(d.port as usize)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into(),
+                );
+                m.insert("drop".into(), json!({ "reason": d.reason.name() }));
+                v.to_string()
+            }
+        }
+    }
+
+    fn time(&self, engine_secs: u32) -> String {
+        timestamp(engine_secs as i64 + self.offset)
+    }
+}
+
+fn ip(a: &[u8; 16], v6: bool) -> String {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(*a)).to_string()
+    } else {
+        IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])).to_string()
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        1 => "ICMP".into(),
+        58 => "IPv6-ICMP".into(),
+        n => n.to_string(),
+    }
+}
+
+/// A stable 51-bit id per connection (EVE's flow_id fits in a JSON number).
+fn flow_id(k: &dataplane::flow::FlowKey, start: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    k.lo_addr
+        .iter()
+        .chain(k.hi_addr.iter())
+        .for_each(|&b| eat(b));
+    k.lo_port
+        .to_be_bytes()
+        .iter()
+        .chain(k.hi_port.to_be_bytes().iter())
+        .for_each(|&b| eat(b));
+    eat(k.proto);
+    start.to_be_bytes().iter().for_each(|&b| eat(b));
+    h & ((1 << 51) - 1)
+}
+
+/// RFC 3339 in EVE's form: "2026-11-21T07:22:38.000000+0000".
+pub fn timestamp(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Days to civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000+0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00.000000+0000");
+        // Checked against `date -u -d @1795000000`.
+        assert_eq!(timestamp(1_795_000_000), "2026-11-18T11:06:40.000000+0000");
+        assert_eq!(timestamp(951_782_400), "2000-02-29T00:00:00.000000+0000");
+    }
+}
