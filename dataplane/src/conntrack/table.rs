@@ -175,7 +175,13 @@ impl ConnTable {
             wheel_next: NIL,
             live: false,
         };
-        let mut entries = vec![blank; capacity].into_boxed_slice();
+        // Allocated, advised, then filled: the first touch (the fill) faults in huge pages.
+        let mut entries: Box<[Conn]> = {
+            let mut v: Vec<Conn> = Vec::with_capacity(capacity);
+            crate::dpdk::advise_huge_pages(v.spare_capacity_mut());
+            v.resize(capacity, blank);
+            v.into_boxed_slice()
+        };
         // The free list threads through hash_next.
         for (i, e) in entries.iter_mut().enumerate() {
             e.hash_next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
@@ -184,8 +190,14 @@ impl ConnTable {
             use std::hash::BuildHasher;
             std::collections::hash_map::RandomState::new().hash_one(0xc0_22_u64)
         };
+        let buckets = {
+            let mut v: Vec<u32> = Vec::with_capacity(nb);
+            crate::dpdk::advise_huge_pages(v.spare_capacity_mut());
+            v.resize(nb, NIL);
+            v.into_boxed_slice()
+        };
         ConnTable {
-            buckets: vec![NIL; nb].into_boxed_slice(),
+            buckets,
             entries,
             free: 0,
             len: 0,
