@@ -4,7 +4,7 @@
 //! Owns parsing and validation only; it never touches DPDK or starts anything.
 
 use dataplane::conntrack::table::Timeouts;
-use dataplane::engine::{Action, EngineConfig};
+use dataplane::engine::{Action, EngineConfig, Pickup};
 use dataplane::policy::cidr::{parse_list, Cidr, PrefixSet};
 use dataplane::policy::{Direction, Policy, Rule, RuleAction, MAX_RULES};
 use dataplane::stats::MAX_PORTS;
@@ -275,6 +275,13 @@ pub enum DirectionSetting {
     Any,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneSetting {
+    Inside,
+    Outside,
+}
+
 /// The EVE-style event log.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -313,9 +320,10 @@ pub struct BlocklistConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConntrackSection {
-    /// Adopt TCP connections already running (mid-stream) instead of dropping them as no_state.
+    /// Zones ("inside", "outside") whose TCP connections seen mid-stream are adopted (loose
+    /// pickup) instead of dropped as no_state. Default: none.
     #[serde(default)]
-    pub tcp_pickup: bool,
+    pub tcp_pickup: Vec<ZoneSetting>,
     #[serde(default = "d_syn_sent")]
     pub tcp_syn_sent: u32,
     #[serde(default = "d_syn_recv")]
@@ -422,7 +430,10 @@ impl Config {
             flow_capacity: e.flow_capacity,
             bypass: e.mode == EngineMode::Bypass,
             timeouts: self.conntrack.timeouts(),
-            tcp_pickup: self.conntrack.tcp_pickup,
+            tcp_pickup: Pickup {
+                inside: self.conntrack.tcp_pickup.contains(&ZoneSetting::Inside),
+                outside: self.conntrack.tcp_pickup.contains(&ZoneSetting::Outside),
+            },
             inside_ports,
             max_half_open: if self.conntrack.max_half_open == 0 {
                 (e.flow_capacity / 4).max(1)

@@ -46,7 +46,7 @@ pub struct EngineConfig {
     pub timeouts: Timeouts,
     /// Adopt TCP connections seen mid-stream (loose pickup) instead of dropping them as
     /// `no_state`. Off by default: only a SYN opens a connection.
-    pub tcp_pickup: bool,
+    pub tcp_pickup: Pickup,
     /// Which port indices are inside ports. `None`: no zones (offline replays), every new
     /// connection is allowed.
     pub inside_ports: Option<[bool; MAX_PORTS]>,
@@ -67,11 +67,30 @@ impl Default for EngineConfig {
             flow_capacity: 65_536,
             bypass: false,
             timeouts: Timeouts::default(),
-            tcp_pickup: false,
+            tcp_pickup: Pickup::default(),
             inside_ports: None,
             max_half_open: 16_384,
             max_half_open_per_source: 256,
             drop_events_per_sec: 100,
+        }
+    }
+}
+
+/// Which zones adopt TCP connections seen mid-stream (loose pickup), by the zone of the port the
+/// connection is first seen on (offline, without zones, `inside` decides).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pickup {
+    pub inside: bool,
+    pub outside: bool,
+}
+
+impl Pickup {
+    #[inline]
+    pub fn allows(&self, inbound: bool) -> bool {
+        if inbound {
+            self.outside
+        } else {
+            self.inside
         }
     }
 }
@@ -467,16 +486,24 @@ impl Engine {
         len: u32,
         now: u32,
     ) -> Verdict {
+        let inbound = self.config.inside_ports.is_some_and(|inside| !inside[port]);
         let tracker = match (p.key.proto, seg) {
-            (6, Some(seg)) => match TcpTracker::open(&seg, self.config.tcp_pickup) {
-                Ok(t) => t,
-                Err(e) => return self.drop_at(tcp_drop(e), p, port, now),
-            },
+            (6, Some(seg)) => {
+                match TcpTracker::open(&seg, self.config.tcp_pickup.allows(inbound)) {
+                    Ok(t) => t,
+                    Err(e) => return self.drop_at(tcp_drop(e), p, port, now),
+                }
+            }
             (1 | 58, _) if !p.icmp_opens => return self.drop_at(DropReason::NoState, p, port, now),
             _ => TcpTracker::default_for_other(),
         };
-        // The policy judges the connection by its first packet, once.
-        let (src, dst, sp, dp) = if p.lo_to_hi {
+        // The policy judges the connection by its first packet, once. A TCP connection adopted
+        // mid-stream from the outside is, in all likelihood, the answer half of one the inside
+        // opened before we saw it (a restart): judge it as the inside endpoint's.
+        let adopted_from_outside = inbound && p.key.proto == 6 && tracker.is_loose();
+        let as_sent = p.lo_to_hi != adopted_from_outside;
+        let inbound = inbound && !adopted_from_outside;
+        let (src, dst, sp, dp) = if as_sent {
             (p.key.lo_addr, p.key.hi_addr, p.key.lo_port, p.key.hi_port)
         } else {
             (p.key.hi_addr, p.key.lo_addr, p.key.hi_port, p.key.lo_port)
@@ -488,7 +515,7 @@ impl Engine {
             proto: p.key.proto,
             src_port: sp,
             dst_port: dp,
-            inbound: self.config.inside_ports.is_some_and(|inside| !inside[port]),
+            inbound,
         };
         let mut alerted = false;
         match self.policy.decide(&nc) {
@@ -806,7 +833,10 @@ mod tests {
         let mid = tcp(CLIENT, 40001, SERVER, 443, 5000, 7000, ACK);
         assert_eq!(e.process(&mid, 0, 1), Verdict::Drop(DropReason::NoState));
         let mut loose = engine(EngineConfig {
-            tcp_pickup: true,
+            tcp_pickup: Pickup {
+                inside: true,
+                outside: false,
+            },
             ..zoned()
         });
         assert_eq!(loose.process(&mid, 0, 1), Verdict::Forward);
@@ -1038,6 +1068,35 @@ mod tests {
             Verdict::Forward
         );
         assert_eq!(e.stats().half_open.get(), 0);
+    }
+
+    #[test]
+    fn pickup_is_per_zone() {
+        let mid_out = tcp(SERVER, 443, CLIENT, 40001, 7000, 5000, ACK);
+        let mid_in = tcp(CLIENT, 40001, SERVER, 443, 5000, 7000, ACK);
+        let inside_only = Pickup {
+            inside: true,
+            outside: false,
+        };
+        let mut e = engine(EngineConfig {
+            tcp_pickup: inside_only,
+            ..zoned()
+        });
+        assert_eq!(
+            e.process(&mid_out, 1, 1),
+            Verdict::Drop(DropReason::NoState)
+        );
+        assert_eq!(e.process(&mid_in, 0, 1), Verdict::Forward);
+        // Outside pickup adopts the server's half of a connection the inside opened before.
+        let mut both = engine(EngineConfig {
+            tcp_pickup: Pickup {
+                inside: true,
+                outside: true,
+            },
+            ..zoned()
+        });
+        assert_eq!(both.process(&mid_out, 1, 1), Verdict::Forward);
+        assert_eq!(both.process(&mid_in, 0, 1), Verdict::Forward);
     }
 
     #[test]
