@@ -48,6 +48,7 @@ test: lint unit e2e
 
 bench: build
 	perf/bench-forward.sh
+	perf/bench-conntrack.sh
 
 fuzz:
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_frame -- -max_total_time=$${FUZZ_SECONDS:-600}
