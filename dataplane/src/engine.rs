@@ -133,6 +133,8 @@ struct Pending {
     key: FlowKey,
     /// The TCP segment, read in stage 1 while its header is in cache.
     seg: Option<Segment>,
+    /// For an ICMP error quoting a TCP segment: that segment's sequence number.
+    quote_seq: Option<u32>,
 }
 
 /// One worker's engine.
@@ -381,23 +383,40 @@ impl Engine {
             if let Some(kind) = icmp_kind(&p) {
                 match kind {
                     IcmpKind::Error => {
-                        // Related: the connection the quoted packet belongs to.
+                        // Related: the connection the quoted packet belongs to, and only when the
+                        // error goes back to that packet's sender (a forged error aimed at any
+                        // other host is refused), from a source not on a blocklist.
                         let quoted = frame.get(p.l4_offset as usize + 8..).unwrap_or(&[]);
-                        return match parse_quoted(quoted, p.l3)
-                            .ok()
-                            .as_ref()
-                            .and_then(FlowKey::from_parsed)
-                        {
-                            Some(key) => {
-                                pend.key = key;
-                                pend.related = true;
-                                Classified::Flow(pend)
-                            }
-                            None => Classified::Done(self.drop(DropReason::NoState)),
+                        let Some(q) = parse_quoted(quoted, p.l3).ok() else {
+                            return Classified::Done(self.drop(DropReason::NoState));
                         };
+                        let Some((key, q_lo_to_hi)) = FlowKey::from_parsed_directed(&q) else {
+                            return Classified::Done(self.drop(DropReason::NoState));
+                        };
+                        if q.src != p.dst {
+                            return Classified::Done(self.drop(DropReason::NoState));
+                        }
+                        if self.policy.blocklist.contains(&p.src, p.l3 == L3::Ipv6) {
+                            return Classified::Done(self.drop(DropReason::Blocklist));
+                        }
+                        if q.proto == 6 {
+                            // The quoted TCP sequence number, checked against the window in the
+                            // connection stage (RFC 5927: blind errors need a window guess).
+                            let t = quoted.get(q.l4_offset as usize + 4..q.l4_offset as usize + 8);
+                            pend.quote_seq =
+                                t.map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                            if pend.quote_seq.is_none() {
+                                return Classified::Done(self.drop(DropReason::NoState));
+                            }
+                        }
+                        pend.key = key;
+                        pend.lo_to_hi = q_lo_to_hi;
+                        pend.related = true;
+                        return Classified::Flow(pend);
                     }
                     IcmpKind::Opens => pend.icmp_opens = true,
                     IcmpKind::Reply => {}
+                    IcmpKind::Refused => return Classified::Done(self.drop(DropReason::NoState)),
                     IcmpKind::LinkControl => {
                         // IPv6's ARP: under the same policy as ARP.
                         self.stats.non_ip.inc();
@@ -437,7 +456,12 @@ impl Engine {
             _ => self.conns.lookup(&p.key, p.hash),
         };
         if p.related {
-            return if found.is_some() {
+            let plausible = found.is_some_and(|id| {
+                let c = self.conns.get(id);
+                p.quote_seq
+                    .is_none_or(|seq| c.tcp.plausible_quote(p.lo_to_hi == c.initiator_is_lo, seq))
+            });
+            return if plausible {
                 self.stats.related.inc();
                 Verdict::Forward
             } else {
@@ -683,6 +707,8 @@ enum IcmpKind {
     Opens,
     /// Echo reply: only within a connection an echo request opened.
     Reply,
+    /// Never passes.
+    Refused,
     /// ICMPv6 neighbour discovery and multicast listener messages (RFC 4861, RFC 3810): the
     /// link layer of IPv6, like ARP for IPv4; an advertisement answers a multicast solicitation,
     /// so it could never match a connection.
@@ -693,7 +719,10 @@ fn icmp_kind(p: &ParsedPacket) -> Option<IcmpKind> {
     let t = p.icmp_type;
     Some(match p.l3 {
         L3::Ipv4 => match t {
-            3 | 4 | 5 | 11 | 12 => IcmpKind::Error,
+            3 | 11 | 12 => IcmpKind::Error,
+            // Source quench (deprecated, RFC 6633) and redirect: a router's business on its own
+            // link, never to be relayed across a firewall.
+            4 | 5 => IcmpKind::Refused,
             0 => IcmpKind::Reply,
             _ => IcmpKind::Opens,
         },
@@ -1097,6 +1126,51 @@ mod tests {
         });
         assert_eq!(both.process(&mid_out, 1, 1), Verdict::Forward);
         assert_eq!(both.process(&mid_in, 0, 1), Verdict::Forward);
+    }
+
+    #[test]
+    fn forged_icmp_errors_are_refused() {
+        let mut e = engine(zoned());
+        let dns = udp(CLIENT, 5353, SERVER, 53, b"query");
+        assert_eq!(e.process(&dns, 0, 1), Verdict::Forward);
+        let quoted = &dns[14..14 + 28];
+        // Aimed at another inside host than the quoted packet's sender.
+        let elsewhere = icmp(SERVER, [10, 0, 0, 99], 3, 3, [0; 4], quoted);
+        assert_eq!(
+            e.process(&elsewhere, 1, 1),
+            Verdict::Drop(DropReason::NoState)
+        );
+        // A redirect never crosses.
+        let redirect = icmp(SERVER, CLIENT, 5, 1, [0; 4], quoted);
+        assert_eq!(
+            e.process(&redirect, 1, 1),
+            Verdict::Drop(DropReason::NoState)
+        );
+        // A TCP connection: an error quoting a sequence number far from the window is refused,
+        // one quoting the real one passes.
+        handshake(&mut e);
+        let seg = |seq: u32| tcp(CLIENT, 40000, SERVER, 443, seq, 901, ACK);
+        let guessed = icmp(
+            SERVER,
+            CLIENT,
+            3,
+            4,
+            [0, 0, 0x05, 0xdc],
+            &seg(101 + (1 << 30))[14..14 + 28],
+        );
+        assert_eq!(
+            e.process(&guessed, 1, 2),
+            Verdict::Drop(DropReason::NoState)
+        );
+        let real = icmp(
+            SERVER,
+            CLIENT,
+            3,
+            4,
+            [0, 0, 0x05, 0xdc],
+            &seg(101)[14..14 + 28],
+        );
+        assert_eq!(e.process(&real, 1, 2), Verdict::Forward);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! refused, so that clients fail at once instead of timing out. Built into a caller's buffer:
 //! no allocation.
 
-use crate::parse::{parse_frame, L3};
+use crate::parse::{parse_frame, Fragment, L3};
 
 /// The longest reply built: L2 (with two VLAN tags) + IPv6 + ICMPv6 + a quote.
 pub const MAX_REPLY: usize = 22 + 40 + 8 + 64;
@@ -38,7 +38,19 @@ pub fn build_reject(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
     };
     let l3 = p.l3_offset as usize;
     let l4 = p.l4_offset as usize;
-    if l3 > 22 {
+    // Never answer fragments (a later one has no L4 header), nor anything sent to or from a
+    // broadcast or multicast address (RFC 1122 §3.2.2; no amplification).
+    if l3 > 22 || p.fragment != Fragment::None || frame[0] & 1 != 0 || frame[6] & 1 != 0 {
+        return None;
+    }
+    let multicast = |a: &[u8; 16]| {
+        if v6 {
+            a[0] == 0xff || a.iter().all(|&b| b == 0)
+        } else {
+            a[0] >= 224 || a[..4] == [255, 255, 255, 255] || a[..4] == [0, 0, 0, 0]
+        }
+    };
+    if multicast(&p.src) || multicast(&p.dst) {
         return None;
     }
     // L2: the same tags, the MAC addresses swapped.
@@ -54,7 +66,7 @@ pub fn build_reject(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
     let (proto, l4_len) = match p.proto {
         6 => {
             let flags = p.tcp_flags;
-            if flags & 0x04 != 0 {
+            if flags & 0x04 != 0 || frame.len() < l4 + 20 {
                 return None;
             }
             let t = &frame[l4..];
@@ -79,7 +91,11 @@ pub fn build_reject(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
         }
         17 => {
             // Quote the refused packet: its IP header and the start of its payload.
-            let quote_len = (frame.len() - l3).min(if v6 { 64 } else { 28 });
+            // The whole IP header (options included) and 8 bytes: the ports (RFC 792).
+            let quote_len = (frame.len() - l3).min(if v6 { 64 } else { (l4 - l3) + 8 });
+            if quote_len > 64 {
+                return None;
+            }
             let o = &mut out[l4_out..l4_out + 8 + quote_len];
             o[0] = if v6 { 1 } else { 3 }; // destination unreachable
             o[1] = if v6 { 4 } else { 3 }; // port unreachable
@@ -208,6 +224,23 @@ mod tests {
             "the quote names the refused flow"
         );
         verify_l4(&out[..n], false);
+    }
+
+    #[test]
+    fn fragments_and_broadcasts_are_never_answered() {
+        // A later fragment of a TCP datagram (offset 8 bytes, 4 bytes of data): no TCP header.
+        let mut frag = ipv4([10, 0, 0, 1], [192, 0, 2, 1], 6, &[1, 2, 3, 4]);
+        frag[20] = 0x00;
+        frag[21] = 0x01; // fragment offset 1 (8 bytes), MF clear
+        assert_eq!(build_reject(&frag, &mut [0u8; MAX_REPLY]), None);
+        let mut bcast = ipv4(
+            [10, 0, 0, 1],
+            [255, 255, 255, 255],
+            17,
+            &[0, 1, 0, 2, 0, 8, 0, 0],
+        );
+        bcast[..6].copy_from_slice(&[0xff; 6]);
+        assert_eq!(build_reject(&bcast, &mut [0u8; MAX_REPLY]), None);
     }
 
     #[test]

@@ -410,6 +410,17 @@ impl TcpTracker {
         }
     }
 
+    /// Whether `seq`, the sequence number of a segment this direction sent as quoted by an ICMP
+    /// error, lies within what that side has sent or may send (pf checks the same): a blind
+    /// attacker must guess a window to forge an error.
+    pub fn plausible_quote(&self, from_initiator: bool, seq: u32) -> bool {
+        let side = if from_initiator { 0 } else { 1 };
+        let (_, dws) = self.scales(side);
+        let (src, dst) = (self.peers[side], self.peers[1 - side]);
+        let back = ((dst.max_win as u32) << dws).max(1);
+        seq_geq(seq, src.seqlo.wrapping_sub(back)) && seq_leq(seq, src.seqhi)
+    }
+
     /// The connection's overall state.
     pub fn state(&self) -> ConnState {
         let (a, b) = (self.peers[0].state, self.peers[1].state);
