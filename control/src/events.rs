@@ -86,7 +86,7 @@ impl EventLog {
                         "end": self.time(f.end),
                         "age": f.end.saturating_sub(f.start),
                         "state": f.state,
-                        "reason": match f.reason { FlowEnd::Timeout => "timeout", FlowEnd::Shutdown => "shutdown" },
+                        "reason": match f.reason { FlowEnd::Timeout => "timeout", FlowEnd::Shutdown => "shutdown", FlowEnd::Reused => "reused" },
                         "alerted": f.alerted,
                         "verdict": "allowed",
                     },

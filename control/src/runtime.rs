@@ -240,6 +240,9 @@ pub fn run(
         None => None,
     };
     let worker_error: std::sync::Mutex<Option<String>> = Default::default();
+    // Workers that have finished (flushed their connections' records), so that the control
+    // thread keeps draining events until the last one is done.
+    let workers_done = std::sync::atomic::AtomicUsize::new(0);
     let shutdown = std::sync::Barrier::new(nworkers);
     std::thread::scope(|scope| {
         for (w, queues) in plans.into_iter().enumerate() {
@@ -265,6 +268,7 @@ pub fn run(
                 policy.clone(),
             );
             let queue = event_log.as_ref().map(|_| event_queues[w].clone());
+            let workers_done = &workers_done;
             std::thread::Builder::new()
                 .name(format!("worker{w}"))
                 .spawn_scoped(scope, move || {
@@ -279,6 +283,7 @@ pub fn run(
                         stop.store(true, Ordering::SeqCst);
                         // The others meet at the shutdown barrier: be there too.
                         ctx.shutdown.wait();
+                        workers_done.fetch_add(1, Ordering::SeqCst);
                         return;
                     }
                     // The flow table is allocated here, after pinning, so its pages are first
@@ -289,6 +294,7 @@ pub fn run(
                     }
                     worker::run(&ctx, queues, &mut engine);
                     engine.flush_flows((dpdk::rdtsc() / ctx.tsc_hz.max(1)) as u32);
+                    workers_done.fetch_add(1, Ordering::SeqCst);
                     eal.unregister_thread();
                 })
                 .expect("spawning a worker thread");
@@ -332,6 +338,13 @@ pub fn run(
                 eprintln!("portcullisd: ran for {max} s: stopping");
                 stop.store(true, Ordering::SeqCst);
             }
+        }
+        // Stopping: the workers flush their connections' records; drain until all are done.
+        while workers_done.load(Ordering::SeqCst) < nworkers {
+            if let Some(log) = event_log.as_mut() {
+                let _ = log.drain();
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
     });
     if let Some(log) = event_log.as_mut() {

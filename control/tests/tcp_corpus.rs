@@ -119,7 +119,7 @@ fn every_corpus_tcp_connection_passes_the_tracker() {
                     );
                 }
                 Some(c) => {
-                    if c.tracker.may_reopen(&seg) {
+                    if c.tracker.may_reopen(&seg, lo_to_hi == c.initiator) {
                         c.tracker = TcpTracker::open(&seg, false).unwrap();
                         c.initiator = lo_to_hi;
                         c.strict = true;

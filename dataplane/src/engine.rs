@@ -145,6 +145,7 @@ pub struct Engine {
     /// address: a collision can only over-count, which errs on the safe side).
     half_open: usize,
     half_open_by_source: Box<[u16]>,
+    source_seed: u64,
     toeplitz: Toeplitz,
     stats: Arc<WorkerStats>,
     policy: Arc<Policy>,
@@ -175,6 +176,10 @@ impl Engine {
             conns: ConnTable::with_capacity(config.flow_capacity, config.timeouts, 0),
             half_open: 0,
             half_open_by_source: vec![0u16; HALF_OPEN_SOURCES].into_boxed_slice(),
+            source_seed: {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0x50_u64)
+            },
             toeplitz: Toeplitz::new(&SYMMETRIC_RSS_KEY),
             policy: slot.load_full(),
             policy_slot: slot,
@@ -202,12 +207,27 @@ impl Engine {
     }
 
     /// Writes a flow event for every connection still in the table (at stop or end of capture).
+    /// Not the per-packet path: when the queue is full it waits for the writer to drain it, up
+    /// to two seconds in all, before counting the rest as lost.
     pub fn flush_flows(&self, now: u32) {
-        if self.events.is_none() {
-            return;
-        }
-        self.conns
-            .for_each_live(|c| self.emit(Event::Flow(flow_record(c, now, FlowEnd::Shutdown))));
+        let Some(q) = &self.events else { return };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        self.conns.for_each_live(|c| {
+            let mut ev = Event::Flow(flow_record(c, now, FlowEnd::Shutdown));
+            loop {
+                match q.push(ev) {
+                    Ok(()) => break,
+                    Err(back) if std::time::Instant::now() < deadline => {
+                        ev = back;
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
+                    Err(_) => {
+                        self.stats.events_lost.inc();
+                        break;
+                    }
+                }
+            }
+        });
     }
 
     /// Whether the engine forwards everything untouched (`mode = "bypass"`).
@@ -226,19 +246,32 @@ impl Engine {
 
     /// The symmetric flow hash of a frame, as a NIC with our RSS key computes it; `None` for
     /// frames that do not parse or are not IP. Used for software steering.
+    /// An ICMP error hashes as the packet it quotes, so that it reaches the worker holding that
+    /// connection.
     #[inline]
     pub fn flow_hash(&self, frame: &[u8]) -> Option<u32> {
-        match parse_frame(frame) {
-            Ok(p) if p.l3 != L3::Other => Some(self.toeplitz.hash_l3l4(&p)),
-            _ => None,
+        let p = parse_frame(frame).ok().filter(|p| p.l3 != L3::Other)?;
+        if p.is_icmp()
+            && p.fragment == Fragment::None
+            && matches!(icmp_kind(&p), Some(IcmpKind::Error))
+        {
+            let quoted = frame.get(p.l4_offset as usize + 8..).unwrap_or(&[]);
+            if let Ok(q) = parse_quoted(quoted, p.l3) {
+                return Some(self.toeplitz.hash_l3l4(&q));
+            }
         }
+        Some(self.toeplitz.hash_l3l4(&p))
     }
 
     /// Expires connections idle past their timeout, up to a budget per call; call it once per
     /// poll-loop iteration (it returns at once when nothing is due).
     #[inline]
     pub fn expire(&mut self, now: u32) {
-        let (ho, by_source) = (&mut self.half_open, &mut self.half_open_by_source);
+        let (ho, by_source, seed) = (
+            &mut self.half_open,
+            &mut self.half_open_by_source,
+            self.source_seed,
+        );
         let (events, stats) = (&self.events, &self.stats);
         let n = self.conns.expire(now, EXPIRE_BUDGET, |c| {
             if let Some(q) = events {
@@ -250,7 +283,8 @@ impl Engine {
             }
             if c.flags & FLAG_HALF_OPEN != 0 {
                 *ho -= 1;
-                let s = &mut by_source[source_slot(&initiator_addr(c.key, c.initiator_is_lo))];
+                let s =
+                    &mut by_source[source_slot(&initiator_addr(c.key, c.initiator_is_lo), seed)];
                 *s = s.saturating_sub(1);
             }
         });
@@ -287,6 +321,10 @@ impl Engine {
         let current = self.policy_slot.load();
         if !Arc::ptr_eq(&current, &self.policy) {
             self.policy = arc_swap::Guard::into_inner(current);
+            // Hit counters are by rule index: a new rule list starts them afresh.
+            for c in self.stats.rule_hits.0.iter() {
+                c.set(0);
+            }
         }
         if self.config.bypass {
             verdicts[..n].fill(Verdict::Forward);
@@ -474,9 +512,11 @@ impl Engine {
             let c = self.conns.get_mut(id);
             let from_initiator = p.lo_to_hi == c.initiator_is_lo;
             match seg {
-                Some(seg) if c.tcp.may_reopen(&seg) => {
-                    // The tuple is reused by a new connection: forget the old one and open anew
-                    // (from whichever side, under the policy for that side).
+                Some(seg) if c.tcp.may_reopen(&seg, from_initiator) => {
+                    // The tuple is reused by a new connection: the old one gets its record and
+                    // goes; the new one opens under the policy for its side.
+                    let record = flow_record(c, now, FlowEnd::Reused);
+                    self.emit(Event::Flow(record));
                     self.settle_half_open(id);
                     self.conns.remove(id);
                     return self.open(p, port, Some(seg), len, now);
@@ -564,8 +604,10 @@ impl Engine {
                 }
             }
         }
-        let half_open = p.key.proto == 6 && tracker.state() == ConnState::SynSent;
-        let slot = source_slot(&src);
+        // Only connections opened by a real SYN count as half-open (an adopted one is not).
+        let half_open =
+            p.key.proto == 6 && tracker.state() == ConnState::SynSent && !tracker.is_loose();
+        let slot = source_slot(&initiator_addr(p.key, p.lo_to_hi), self.source_seed);
         if half_open
             && (self.half_open >= self.config.max_half_open
                 || self.half_open_by_source[slot] >= self.config.max_half_open_per_source)
@@ -601,7 +643,7 @@ impl Engine {
         c.flags &= !FLAG_HALF_OPEN;
         let src = initiator_addr(c.key, c.initiator_is_lo);
         self.half_open -= 1;
-        let s = &mut self.half_open_by_source[source_slot(&src)];
+        let s = &mut self.half_open_by_source[source_slot(&src, self.source_seed)];
         *s = s.saturating_sub(1);
         self.stats.half_open.set(self.half_open as u64);
     }
@@ -685,9 +727,10 @@ fn initiator_addr(key: FlowKey, initiator_is_lo: bool) -> [u8; 16] {
 }
 
 #[inline(always)]
-fn source_slot(addr: &[u8; 16]) -> usize {
+fn source_slot(addr: &[u8; 16], seed: u64) -> usize {
     let a = u128::from_le_bytes(*addr);
-    let h = ((a as u64) ^ ((a >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // Seeded, so nobody can aim colliding addresses at a victim's slot.
+    let h = ((a as u64) ^ ((a >> 64) as u64) ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> 48) as usize & (HALF_OPEN_SOURCES - 1)
 }
 

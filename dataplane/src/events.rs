@@ -13,6 +13,8 @@ pub enum FlowEnd {
     Timeout,
     /// The appliance stopped with the connection still in its table.
     Shutdown,
+    /// A new connection took over its 5-tuple (a SYN after the old one closed).
+    Reused,
 }
 
 /// A connection at its end.
@@ -21,7 +23,7 @@ pub struct FlowRecord {
     pub key: FlowKey,
     pub initiator_is_lo: bool,
     /// Packets and bytes from the initiator (to server) and from the responder (to client).
-    pub packets: [u32; 2],
+    pub packets: [u64; 2],
     pub bytes: [u64; 2],
     /// Engine seconds (the caller's clock).
     pub start: u32,

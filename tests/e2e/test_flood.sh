@@ -10,7 +10,9 @@ stat() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin);
 lab_up
 export EXTRA_TOML='
 [engine]
-flow_capacity = 512'
+flow_capacity = 512
+[conntrack]
+tcp_syn_sent = 3'
 start_portcullisd
 CAP=512
 
@@ -42,5 +44,10 @@ refused=$(stat "s['drops']['half_open_limit'] + s['drops']['table_full']")
 active=$(stat "s['flows_active']")
 echo "flood SYNs refused: $refused; connections in the table: $active (capacity $CAP)"
 [ "$refused" -ge $((N - CAP)) ] || fail "expected at least $((N - CAP)) flood SYNs refused, got $refused"
-[ "$active" -le "$CAP" ] || fail "table over capacity"
+[ "$(stat "s['drops']['half_open_limit']")" -gt 0 ] || fail "the half-open limit never acted"
+[ "$(stat "s['half_open']")" -le $((CAP / 4)) ] || fail "more half-open connections than the limit"
+# Half-open entries expire fast (tcp_syn_sent = 3 s here) and the room is free again.
+sleep 5
+[ "$(stat "s['half_open']")" = 0 ] || fail "half-open count did not return to 0: $(stat "s['half_open']")"
+ip netns exec $NS_CL curl -sS --fail --max-time 10 -o /dev/null http://10.99.0.2:8000/ || fail "no new connection after the flood"
 log "PASS flood"

@@ -15,6 +15,10 @@ use crate::flow::FlowKey;
 
 /// Slots of the timer wheel: one per second, ~68 minutes round.
 const WHEEL_SLOTS: usize = 4096;
+/// The wheel looks at every entry at least this often (seconds): a long-lived connection that
+/// closes gets its short closing timeout within this much, not when its old due time comes
+/// round. A million entries cost ~17,000 looks a second.
+const RECHECK: u32 = 60;
 const NIL: u32 = u32::MAX;
 
 /// Timeouts in seconds, per protocol and state. Defaults after Linux conntrack and pf, with two
@@ -76,7 +80,7 @@ pub struct Conn {
     pub flags: u16,
     pub tcp: TcpTracker,
     /// Packets and bytes from the initiator (`orig`) and from the responder (`reply`).
-    pub packets: [u32; 2],
+    pub packets: [u64; 2],
     pub bytes: [u64; 2],
     /// Seconds (of the caller's clock) of creation and of the last packet.
     pub created: u32,
@@ -116,7 +120,7 @@ impl Conn {
     #[inline(always)]
     pub fn count(&mut self, from_initiator: bool, len: u32, now: u32) {
         let d = (!from_initiator) as usize;
-        self.packets[d] = self.packets[d].wrapping_add(1);
+        self.packets[d] += 1;
         self.bytes[d] += len as u64;
         self.last_seen = now;
         if !from_initiator {
@@ -316,7 +320,7 @@ impl ConnTable {
         };
         self.buckets[b] = i;
         self.len += 1;
-        let due = now.wrapping_add(e.timeout(&self.timeouts).max(1));
+        let due = now.wrapping_add(e.timeout(&self.timeouts).clamp(1, RECHECK));
         self.schedule(i, due);
         Ok(ConnId(i))
     }
@@ -415,7 +419,15 @@ impl ConnTable {
                     self.release(i);
                     n += 1;
                 } else {
-                    self.schedule(i, due);
+                    let recheck = self.wheel_now.wrapping_add(RECHECK);
+                    self.schedule(
+                        i,
+                        if (due.wrapping_sub(recheck) as i32) > 0 {
+                            recheck
+                        } else {
+                            due
+                        },
+                    );
                 }
             }
             if self.wheel_now == now {

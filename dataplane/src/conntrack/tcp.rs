@@ -227,11 +227,22 @@ impl TcpTracker {
         Ok(t)
     }
 
-    /// Whether a fresh SYN may replace this connection (the same 5-tuple reused after the old
-    /// connection closed, as RFC 9293 §3.6.1 allows from TIME_WAIT).
-    pub fn may_reopen(&self, seg: &Segment) -> bool {
-        seg.flags & (SYN | ACK | RST | FIN) == SYN
-            && matches!(self.state(), ConnState::TimeWait | ConnState::Close)
+    /// Whether a fresh SYN may replace this connection: the same 5-tuple reused after the old
+    /// connection closed (RFC 9293 §3.6.1 allows it from TIME_WAIT), or the initiator starting
+    /// over with a new sequence number while nobody ever answered its first SYN.
+    pub fn may_reopen(&self, seg: &Segment, from_initiator: bool) -> bool {
+        if seg.flags & (SYN | ACK | RST | FIN) != SYN {
+            return false;
+        }
+        match self.state() {
+            ConnState::TimeWait | ConnState::Close => true,
+            ConnState::SynSent => {
+                from_initiator
+                    && self.peers[1].state == PeerState::Closed
+                    && seg.end() != self.peers[0].seqlo
+            }
+            _ => false,
+        }
     }
 
     pub fn is_loose(&self) -> bool {
@@ -361,6 +372,12 @@ impl TcpTracker {
             skew >= -(MAX_ACK_SLACK as i64) && skew <= ((MAX_ACK_SLACK as i64) << sws)
         };
         if !(fits_right && fits_left && ack_ok) {
+            return Err(TcpReject::OutOfWindow);
+        }
+        // An adopted connection's windows are read liberally (scales unknown): a RST there must
+        // hit the next sequence number exactly, as RFC 5961 endpoints require for an immediate
+        // reset.
+        if f & RST != 0 && self.loose && seg.seq != src.seqlo {
             return Err(TcpReject::OutOfWindow);
         }
         if f & RST != 0 {
@@ -813,6 +830,64 @@ mod tests {
     }
 
     #[test]
+    fn an_unanswered_syn_may_be_replaced_by_the_initiator_only() {
+        let syn = Segment {
+            seq: 1000,
+            flags: SYN,
+            window: 64_240,
+            ..Segment::default()
+        };
+        let t = TcpTracker::open(&syn, false).unwrap();
+        let again = Segment {
+            seq: 777_000,
+            ..syn
+        };
+        assert!(t.may_reopen(&again, true), "new ISN from the initiator");
+        assert!(
+            !t.may_reopen(&syn, true),
+            "a retransmission is not a new connection"
+        );
+        assert!(
+            !t.may_reopen(&again, false),
+            "a SYN from the other side is simultaneous open"
+        );
+    }
+
+    #[test]
+    fn an_adopted_connection_takes_a_rst_only_at_the_exact_sequence() {
+        let mid = Segment {
+            seq: 5000,
+            ack: 7000,
+            flags: ACK,
+            window: 500,
+            payload_len: 100,
+            wscale: None,
+        };
+        let mut t = TcpTracker::open(&mid, true).unwrap();
+        let back = Segment {
+            seq: 7000,
+            ack: 5100,
+            flags: ACK,
+            window: 500,
+            payload_len: 0,
+            wscale: None,
+        };
+        t.track(false, &back).unwrap();
+        let near = Segment {
+            seq: 7000 + 10,
+            ack: 0,
+            flags: RST,
+            window: 0,
+            payload_len: 0,
+            wscale: None,
+        };
+        assert_eq!(t.track(false, &near), Err(TcpReject::OutOfWindow));
+        let exact = Segment { seq: 7000, ..near };
+        t.track(false, &exact).unwrap();
+        assert_eq!(t.state(), ConnState::Close);
+    }
+
+    #[test]
     fn a_closed_tuple_may_be_reused_by_a_new_syn() {
         let (mut c, mut s) = (Host::new(1, 64_240, None), Host::new(2, 65_160, None));
         let mut t = handshake(&mut c, &mut s);
@@ -822,15 +897,18 @@ mod tests {
             window: 64_240,
             ..Segment::default()
         };
-        assert!(!t.may_reopen(&fresh));
+        assert!(!t.may_reopen(&fresh, true));
         send(&mut t, true, &mut c, &mut s, FIN | ACK, 0).unwrap();
         send(&mut t, false, &mut s, &mut c, FIN | ACK, 0).unwrap();
         send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
-        assert!(t.may_reopen(&fresh));
-        assert!(!t.may_reopen(&Segment {
-            flags: SYN | ACK,
-            ..fresh
-        }));
+        assert!(t.may_reopen(&fresh, true));
+        assert!(!t.may_reopen(
+            &Segment {
+                flags: SYN | ACK,
+                ..fresh
+            },
+            true
+        ));
     }
 
     #[test]
