@@ -263,10 +263,10 @@ impl Engine {
         Some(self.toeplitz.hash_l3l4(&p))
     }
 
-    /// Expires connections idle past their timeout, up to a budget per call; call it once per
-    /// poll-loop iteration (it returns at once when nothing is due).
+    /// Expires connections idle past their timeout, up to a budget per call. Call it when the
+    /// second changes, and again while it returns `true` (work left over the budget).
     #[inline]
-    pub fn expire(&mut self, now: u32) {
+    pub fn expire(&mut self, now: u32) -> bool {
         let (ho, by_source, seed) = (
             &mut self.half_open,
             &mut self.half_open_by_source,
@@ -293,6 +293,7 @@ impl Engine {
             self.stats.flows_expired.add(n as u64);
             self.stats.flows_active.set(self.conns.len() as u64);
         }
+        self.conns.is_behind()
     }
 
     /// Processes one frame that arrived on port index `port` at `now` (seconds).
@@ -317,6 +318,10 @@ impl Engine {
     ) {
         let n = frames.len().min(MAX_BURST);
         self.count_rx(&frames[..n], &ports[..n]);
+        if self.config.bypass {
+            verdicts[..n].fill(Verdict::Forward);
+            return;
+        }
         // A new policy, if the control thread published one: one pointer comparison per burst.
         let current = self.policy_slot.load();
         if !Arc::ptr_eq(&current, &self.policy) {
@@ -325,10 +330,6 @@ impl Engine {
             for c in self.stats.rule_hits.0.iter() {
                 c.set(0);
             }
-        }
-        if self.config.bypass {
-            verdicts[..n].fill(Verdict::Forward);
-            return;
         }
         let mut pending = [Pending::default(); MAX_BURST];
         for i in 0..n {

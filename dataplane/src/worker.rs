@@ -110,10 +110,23 @@ pub fn run(ctx: &WorkerContext<'_>, queues: WorkerQueues<'_>, engine: &mut Engin
     let mut empty_streak: u32 = 0;
     let stats = engine.stats().clone();
 
-    let seconds = || (rdtsc() / ctx.tsc_hz.max(1)) as u32;
+    // The engine's clock in seconds, advanced by comparing the TSC with the next second's tick
+    // (no division per iteration); expiry runs when the second changes, and again while it has
+    // work left over its budget.
+    let hz = ctx.tsc_hz.max(1);
+    let mut now = (rdtsc() / hz) as u32;
+    let mut next_tick = (now as u64 + 1) * hz;
+    let mut expiry_due = true;
     while !ctx.stop.load(Ordering::Relaxed) {
-        let now = seconds();
-        engine.expire(now);
+        let tsc = rdtsc();
+        if tsc >= next_tick {
+            now = (tsc / hz) as u32;
+            next_tick = (now as u64 + 1) * hz;
+            expiry_due = true;
+        }
+        if expiry_due {
+            expiry_due = engine.expire(now);
+        }
         let mut got = 0;
         for src in sources.iter_mut() {
             let n = src.queue.rx_burst(&mut rx);
@@ -160,7 +173,7 @@ pub fn run(ctx: &WorkerContext<'_>, queues: WorkerQueues<'_>, engine: &mut Engin
     if let Some(ring) = ring_in.as_mut() {
         while ring.dequeue(&mut rx) > 0 {
             stats.steered_in.add(rx.len() as u64);
-            process_burst(ctx, engine, &mut rx, &mut tx, &mut txq, None, seconds());
+            process_burst(ctx, engine, &mut rx, &mut tx, &mut txq, None, now);
         }
     }
     for (p, b) in tx.iter_mut().enumerate().take(nports) {

@@ -151,6 +151,8 @@ pub struct ConnTable {
     /// slot's whole list first, so entries rescheduled into the same slot (a later round) land
     /// in a fresh list and are not seen twice in one pass.
     pending: u32,
+    /// The last `expire` stopped at its budget: call again before the next second.
+    behind: bool,
     timeouts: Timeouts,
 }
 
@@ -210,6 +212,7 @@ impl ConnTable {
             wheel: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
             wheel_now: now,
             pending: NIL,
+            behind: false,
             timeouts,
         }
     }
@@ -398,6 +401,7 @@ impl ConnTable {
             }
             while self.pending != NIL {
                 if seen == budget {
+                    self.behind = true;
                     return n;
                 }
                 seen += 1;
@@ -433,6 +437,7 @@ impl ConnTable {
             if self.wheel_now == now {
                 // This second may still get entries (rescheduled as overdue): the next call
                 // takes its slot again.
+                self.behind = false;
                 break;
             }
             self.wheel_now = self.wheel_now.wrapping_add(1);
@@ -445,6 +450,11 @@ impl ConnTable {
         for e in self.entries.iter().filter(|e| e.live) {
             f(e);
         }
+    }
+
+    /// Whether the last `expire` stopped at its budget with work left.
+    pub fn is_behind(&self) -> bool {
+        self.behind
     }
 
     fn release(&mut self, i: u32) {
