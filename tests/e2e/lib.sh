@@ -105,6 +105,20 @@ TOML
 
 ctl() { "$BIN/portcullisctl" --socket "$WORK/ctl.sock" "$@"; }
 
+# Serves $WORK/www/blob.bin (BYTES random bytes) over HTTP on port 8000 of the server namespace
+# (bound to BIND, default 10.99.0.2), and waits until the client can connect through the appliance.
+serve_blob() {
+  mkdir -p "$WORK/www"; head -c "$1" /dev/urandom > "$WORK/www/blob.bin"
+  local bind=${2:-10.99.0.2}
+  ( cd "$WORK/www" && exec ip netns exec $NS_SV python3 -m http.server 8000 --bind "$bind" >/dev/null 2>&1 ) &
+  PIDS+=($!)
+  for _ in $(seq 1 50); do
+    ip netns exec $NS_CL bash -c "exec 3<>/dev/tcp/10.99.0.2/8000" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "the HTTP server in the server namespace did not come up"
+}
+
 # Reads a counter from `ip -s -j link` of an interface in a namespace ("" = the root namespace):
 #   if_counter NS IF rx|tx packets|bytes|dropped
 if_counter() {

@@ -16,10 +16,7 @@ tcp_syn_sent = 3'
 start_portcullisd
 CAP=512
 
-mkdir -p "$WORK/www"; head -c 5000000 /dev/urandom > "$WORK/www/blob.bin"
-( cd "$WORK/www" && exec ip netns exec $NS_SV python3 -m http.server 8000 --bind 10.99.0.2 >/dev/null 2>&1 ) &
-PIDS+=($!)
-for _ in $(seq 1 50); do ip netns exec $NS_CL bash -c "exec 3<>/dev/tcp/10.99.0.2/8000" 2>/dev/null && break; sleep 0.1; done
+serve_blob 5000000
 ip netns exec $NS_CL curl -sS --fail --limit-rate 700K --max-time 90 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
 CURL=$!
 sleep 1

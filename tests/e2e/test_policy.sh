@@ -32,12 +32,10 @@ dst_ports = ["8000-8000"]
 files = ["block.txt"]'
 start_portcullisd
 
-mkdir -p "$WORK/www"; head -c 6000000 /dev/urandom > "$WORK/www/blob.bin"
-( cd "$WORK/www" && exec ip netns exec $NS_SV python3 -m http.server 8000 >/dev/null 2>&1 ) &
-PIDS+=($!)
+# Bound to every address: the listed one (10.99.0.3) would answer if the blocklist let it through.
+serve_blob 6000000 0.0.0.0
 ip netns exec $NS_SV socat TCP-LISTEN:2222,reuseaddr,fork SYSTEM:'echo hi' &
 PIDS+=($!)
-for _ in $(seq 1 50); do ip netns exec $NS_SV bash -c "exec 3<>/dev/tcp/10.99.0.2/8000" 2>/dev/null && break; sleep 0.1; done
 
 log "alert rule: allowed and counted"
 ip netns exec $NS_CL curl -sS --fail --max-time 10 -o /dev/null http://10.99.0.2:8000/ || fail "port 8000 should pass"

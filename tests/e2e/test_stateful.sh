@@ -48,10 +48,7 @@ echo "related: $before -> $after"
 [ "$after" -gt "$before" ] || fail "the server's port unreachable did not pass as related"
 
 log "blind RST into a running download"
-mkdir -p "$WORK/www"; head -c 6000000 /dev/urandom > "$WORK/www/blob.bin"
-( cd "$WORK/www" && exec ip netns exec $NS_SV python3 -m http.server 8000 --bind 10.99.0.2 >/dev/null 2>&1 ) &
-PIDS+=($!)
-for _ in $(seq 1 50); do ip netns exec $NS_CL bash -c "exec 3<>/dev/tcp/10.99.0.2/8000" 2>/dev/null && break; sleep 0.1; done
+serve_blob 6000000
 ip netns exec $NS_CL curl -sS --fail --limit-rate 1M --max-time 60 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
 CURL=$!
 # The client's port of the established download, from /proc/net/tcp (state 01, remote port 8000

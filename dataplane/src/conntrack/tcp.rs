@@ -16,15 +16,8 @@ const NO_SCALE: u8 = 0xff;
 /// RFC 7323 §2.3: shifts above 14 are treated as 14.
 const MAX_SCALE: u8 = 14;
 
-/// TCP flags (RFC 9293 §3.1).
-pub mod flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-}
+/// TCP flags (RFC 9293 §3.1), as the wire module names them.
+pub use crate::wire::tcp::flags;
 use flags::*;
 
 /// What the tracker needs of one segment.
