@@ -198,6 +198,9 @@ pub struct EngineSection {
     pub fragments: ActionSetting,
     #[serde(default = "default_flow_capacity")]
     pub flow_capacity: usize,
+    /// Replies (RST, port unreachable) a worker sends for reject rules per second at most.
+    #[serde(default = "d_rejects")]
+    pub rejects_per_sec: u32,
     #[serde(default)]
     pub mode: EngineMode,
 }
@@ -219,6 +222,7 @@ impl Default for EngineSection {
             non_ip: ActionSetting::Forward,
             fragments: ActionSetting::Forward,
             flow_capacity: default_flow_capacity(),
+            rejects_per_sec: d_rejects(),
             mode: EngineMode::Inspect,
         }
     }
@@ -292,6 +296,10 @@ pub struct EventsConfig {
     /// Drop events per worker and second at most; every drop is counted regardless.
     #[serde(default = "d_drop_events")]
     pub drop_events_per_sec: u32,
+}
+
+fn d_rejects() -> u32 {
+    1000
 }
 
 fn d_drop_events() -> u32 {
@@ -442,6 +450,7 @@ impl Config {
             },
             max_half_open_per_source: self.conntrack.max_half_open_per_source.max(1),
             drop_events_per_sec: self.events.drop_events_per_sec,
+            rejects_per_sec: e.rejects_per_sec,
         }
     }
 }

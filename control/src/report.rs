@@ -30,6 +30,7 @@ pub struct StatsSnapshot {
     pub rules: Vec<RuleHits>,
     pub alerts: u64,
     pub rejects_sent: u64,
+    pub rejects_suppressed: u64,
     /// Events lost to full queues, and drop events held back by the per-second limit.
     pub events_lost: u64,
     pub drop_events_suppressed: u64,
@@ -130,6 +131,7 @@ impl StatsSnapshot {
             s.related += w.related.get();
             s.alerts += w.alerts.get();
             s.rejects_sent += w.rejects_sent.get();
+            s.rejects_suppressed += w.rejects_suppressed.get();
             s.events_lost += w.events_lost.get();
             s.drop_events_suppressed += w.drop_events_suppressed.get();
             s.fragments += w.fragments.get();
@@ -245,8 +247,8 @@ impl StatsSnapshot {
             }
             let _ = writeln!(
                 o,
-                "   alerts {}   rejects sent {}",
-                self.alerts, self.rejects_sent
+                "   alerts {}   rejects sent {} (over the limit, dropped: {})",
+                self.alerts, self.rejects_sent, self.rejects_suppressed
             );
         }
         if self.events_lost + self.drop_events_suppressed > 0 {

@@ -56,6 +56,9 @@ pub struct EngineConfig {
     pub max_half_open_per_source: u16,
     /// Drop events a worker reports per second at most (the drops themselves are all counted).
     pub drop_events_per_sec: u32,
+    /// Replies a worker sends for `reject` rules per second at most; beyond, the packet is only
+    /// dropped (a reject must not make the appliance a reflector).
+    pub rejects_per_sec: u32,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +75,7 @@ impl Default for EngineConfig {
             max_half_open: 16_384,
             max_half_open_per_source: 256,
             drop_events_per_sec: 100,
+            rejects_per_sec: 1000,
         }
     }
 }
@@ -154,6 +158,9 @@ pub struct Engine {
     /// Drop-event budget of the current second.
     drop_tokens: u32,
     drop_second: u32,
+    /// Reject-reply budget of the current second.
+    reject_tokens: u32,
+    reject_second: u32,
 }
 
 impl Engine {
@@ -186,6 +193,8 @@ impl Engine {
             events: None,
             drop_tokens: 0,
             drop_second: u32::MAX,
+            reject_tokens: 0,
+            reject_second: u32::MAX,
             config,
             stats,
         }
@@ -599,6 +608,15 @@ impl Engine {
                     }
                     RuleAction::Drop => return self.drop_at(DropReason::Rule, p, port, now),
                     RuleAction::Reject => {
+                        if now != self.reject_second {
+                            self.reject_second = now;
+                            self.reject_tokens = self.config.rejects_per_sec;
+                        }
+                        if self.reject_tokens == 0 {
+                            self.stats.rejects_suppressed.inc();
+                            return self.drop_at(DropReason::Rule, p, port, now);
+                        }
+                        self.reject_tokens -= 1;
                         self.stats.drop_packet(DropReason::Rule);
                         return Verdict::Reject;
                     }
@@ -1215,6 +1233,42 @@ mod tests {
             &seg(101)[14..14 + 28],
         );
         assert_eq!(e.process(&real, 1, 2), Verdict::Forward);
+    }
+
+    #[test]
+    fn reject_replies_are_rate_limited() {
+        let slot = Arc::new(ArcSwap::from_pointee(Policy {
+            rules: vec![crate::policy::Rule {
+                name: "no-telnet".into(),
+                action: RuleAction::Reject,
+                direction: crate::policy::Direction::Any,
+                proto: Some(6),
+                src: vec![],
+                dst: vec![],
+                src_ports: vec![],
+                dst_ports: vec![(23, 23)],
+            }],
+            blocklist: Default::default(),
+        }));
+        let mut e = Engine::with_policy(
+            EngineConfig {
+                rejects_per_sec: 3,
+                ..zoned()
+            },
+            Arc::new(WorkerStats::default()),
+            slot,
+        );
+        let verdicts: Vec<Verdict> = (0..5u16)
+            .map(|p| e.process(&tcp(CLIENT, 1000 + p, SERVER, 23, 1, 0, SYN), 0, 7))
+            .collect();
+        assert_eq!(&verdicts[..3], &[Verdict::Reject; 3]);
+        assert_eq!(&verdicts[3..], &[Verdict::Drop(DropReason::Rule); 2]);
+        assert_eq!(e.stats().rejects_suppressed.get(), 2);
+        // A new second, a new budget.
+        assert_eq!(
+            e.process(&tcp(CLIENT, 2000, SERVER, 23, 1, 0, SYN), 0, 8),
+            Verdict::Reject
+        );
     }
 
     #[test]

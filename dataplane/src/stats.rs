@@ -151,6 +151,8 @@ pub struct WorkerStats {
     pub alerts: Counter,
     /// Replies sent for `reject` rules (TCP RST, ICMP port unreachable).
     pub rejects_sent: Counter,
+    /// Rejected packets not answered because of the per-second reply limit (dropped).
+    pub rejects_suppressed: Counter,
     /// Events lost because the worker's queue was full (the writer fell behind).
     pub events_lost: Counter,
     /// Drop events not reported because of the per-second limit (the drops are counted).
