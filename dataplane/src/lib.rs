@@ -7,6 +7,7 @@ pub mod dpdk;
 pub mod engine;
 pub mod events;
 pub mod flow;
+pub mod inspect;
 pub mod parse;
 pub mod policy;
 pub mod reject;
