@@ -68,7 +68,7 @@ impl EventLog {
                 } else {
                     (k.hi_addr, k.lo_addr, k.hi_port, k.lo_port)
                 };
-                json!({
+                let mut v = json!({
                     "timestamp": self.time(f.end),
                     "flow_id": flow_id(k, f.start),
                     "event_type": "flow",
@@ -90,8 +90,15 @@ impl EventLog {
                         "alerted": f.alerted,
                         "verdict": "allowed",
                     },
-                })
-                .to_string()
+                });
+                if let Some(a) = f.app_proto {
+                    // As EVE: after proto, absent when the flow carried no payload.
+                    let m = v.as_object_mut().expect("object");
+                    let flow = m.remove("flow").unwrap_or_default();
+                    m.insert("app_proto".into(), a.into());
+                    m.insert("flow".into(), flow);
+                }
+                v.to_string()
             }
             Event::Drop(d) => {
                 let mut v = json!({

@@ -18,6 +18,7 @@ use dataplane::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
 use dataplane::stats::WorkerStats;
 use dataplane::worker::shard_of;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::DataLink;
 use std::fs::File;
@@ -397,6 +398,7 @@ fn read_capture(
             }
         }
         Capture::PcapNg(r, links) => {
+            let mut resolutions: Vec<u8> = Vec::new();
             while let Some(block) = r.next_block() {
                 let block = match block {
                     Ok(b) => b,
@@ -410,17 +412,35 @@ fn read_capture(
                 };
                 match block {
                     // Interface ids are numbered per section.
-                    Block::SectionHeader(_) => links.clear(),
-                    Block::InterfaceDescription(idb) => links.push(idb.linktype),
+                    Block::SectionHeader(_) => {
+                        links.clear();
+                        resolutions.clear();
+                    }
+                    Block::InterfaceDescription(idb) => {
+                        let resol = idb
+                            .options
+                            .iter()
+                            .find_map(|o| match o {
+                                InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+                                _ => None,
+                            })
+                            .unwrap_or(6);
+                        links.push(idb.linktype);
+                        resolutions.push(resol);
+                    }
                     Block::EnhancedPacket(epb) => {
                         if (epb.data.len() as u32) < epb.original_len {
                             summary.cut_by_snaplen += 1;
                         }
-                        let link = links
-                            .get(epb.interface_id as usize)
-                            .copied()
-                            .unwrap_or(DataLink::ETHERNET);
-                        dispatch(link, &epb.data, epb.timestamp, &mut summary)?;
+                        let i = epb.interface_id as usize;
+                        let link = links.get(i).copied().unwrap_or(DataLink::ETHERNET);
+                        // pcap-file 2.0 hands the raw timestamp over as nanoseconds; its unit is
+                        // the interface's if_tsresol (microseconds by default).
+                        let ts = pcapng_time(
+                            epb.timestamp.as_nanos() as u64,
+                            resolutions.get(i).copied().unwrap_or(6),
+                        );
+                        dispatch(link, &epb.data, ts, &mut summary)?;
                     }
                     Block::SimplePacket(spb) => {
                         let link = links.first().copied().unwrap_or(DataLink::ETHERNET);
@@ -452,6 +472,23 @@ fn read_capture(
         }
     }
     Ok(summary)
+}
+
+/// A pcapng timestamp from its raw count and the interface's if_tsresol (RFC draft
+/// pcapng §4.2: high bit clear, 10^-n seconds; high bit set, 2^-n seconds).
+fn pcapng_time(raw: u64, resol: u8) -> Duration {
+    let n = (resol & 0x7f) as u32;
+    if resol & 0x80 != 0 {
+        let n = n.min(63);
+        Duration::from_secs(raw >> n)
+            + Duration::from_nanos(
+                (((raw & ((1u64 << n) - 1)) as u128 * 1_000_000_000) >> n) as u64,
+            )
+    } else if n <= 9 {
+        Duration::from_nanos(raw.saturating_mul(10u64.pow(9 - n)))
+    } else {
+        Duration::from_nanos(raw / 10u64.pow((n - 9).min(19)))
+    }
 }
 
 /// How to turn a captured frame into an Ethernet frame: a header to prepend and how many bytes of
@@ -493,5 +530,28 @@ pub fn ethernet_prefix(link: DataLink, data: &[u8]) -> Option<EthernetPrefix> {
         DataLink::LINUX_SLL => by_version(16),
         DataLink::LINUX_SLL2 => by_version(20),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcapng_timestamps_follow_the_interface_resolution() {
+        // tshark reads 1618744619.257945 from ndpi__tls-on-port-80.pcapng (microseconds).
+        assert_eq!(
+            pcapng_time(1_618_744_619_257_945, 6),
+            Duration::new(1_618_744_619, 257_945_000)
+        );
+        assert_eq!(
+            pcapng_time(1_618_744_619_257_945_123, 9),
+            Duration::new(1_618_744_619, 257_945_123)
+        );
+        // Binary resolution 2^-10: 1024 ticks a second.
+        assert_eq!(
+            pcapng_time(3 * 1024 + 512, 0x80 | 10),
+            Duration::new(3, 500_000_000)
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::conntrack::table::{Conn, ConnId, ConnTable, SimpleState, TableFull, T
 use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
 use crate::events::{DropRecord, Event, EventQueue, FlowEnd, FlowRecord, Tuple};
 use crate::flow::FlowKey;
+use crate::inspect::detect::{detect_tcp, detect_udp, AppProto};
 use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
 use crate::policy::{Decision, NewConn, Policy, RuleAction};
 use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
@@ -137,6 +138,9 @@ struct Pending {
     key: FlowKey,
     /// The TCP segment, read in stage 1 while its header is in cache.
     seg: Option<Segment>,
+    /// Where the L4 payload is, for protocol detection on a connection's first payload.
+    payload_offset: u16,
+    payload_len: u16,
     /// For an ICMP error quoting a TCP segment: that segment's sequence number.
     quote_seq: Option<u32>,
 }
@@ -416,6 +420,8 @@ impl Engine {
         }
         let mut pend = Pending {
             active: true,
+            payload_offset: p.payload_offset,
+            payload_len: p.payload_len,
             ..Pending::default()
         };
         if p.proto == 6 && p.fragment == Fragment::None {
@@ -529,7 +535,7 @@ impl Engine {
                     self.emit(Event::Flow(record));
                     self.settle_half_open(id);
                     self.conns.remove(id);
-                    return self.open(p, port, Some(seg), len, now);
+                    return self.open(frame, p, port, Some(seg), len, now);
                 }
                 Some(seg) => {
                     if let Err(e) = c.tcp.track(from_initiator, &seg) {
@@ -546,14 +552,18 @@ impl Engine {
             }
             let c = self.conns.get_mut(id);
             c.count(from_initiator, len, now);
+            if c.app_proto == 0 && p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
+                c.app_proto = detect_app(frame, p).code();
+            }
             return Verdict::Forward;
         }
-        self.open(p, port, seg, len, now)
+        self.open(frame, p, port, seg, len, now)
     }
 
     /// A frame without a connection: open one if it may and the policy allows.
     fn open(
         &mut self,
+        frame: &[u8],
         p: &Pending,
         port: usize,
         seg: Option<Segment>,
@@ -636,6 +646,9 @@ impl Engine {
         match self.conns.insert(&p.key, p.hash, p.lo_to_hi, tracker, now) {
             Ok(id) => {
                 self.conns.get_mut(id).count(true, len, now);
+                if p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
+                    self.conns.get_mut(id).app_proto = detect_app(frame, p).code();
+                }
                 if alerted {
                     self.conns.get_mut(id).flags |= FLAG_ALERTED;
                 }
@@ -732,6 +745,7 @@ fn flow_record(c: &Conn, end: u32, reason: FlowEnd) -> FlowRecord {
         },
         reason,
         alerted: c.flags & FLAG_ALERTED != 0,
+        app_proto: AppProto::from_code(c.app_proto).map(AppProto::name),
     }
 }
 /// Slots of the per-source half-open counters (128 KiB per worker).
@@ -751,6 +765,19 @@ fn source_slot(addr: &[u8; 16], seed: u64) -> usize {
     // Seeded, so nobody can aim colliding addresses at a victim's slot.
     let h = ((a as u64) ^ ((a >> 64) as u64) ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> 48) as usize & (HALF_OPEN_SOURCES - 1)
+}
+
+/// The protocol of a connection's first payload (TCP or UDP framing by the key's protocol).
+fn detect_app(frame: &[u8], p: &Pending) -> AppProto {
+    let start = p.payload_offset as usize;
+    let payload = frame
+        .get(start..start + p.payload_len as usize)
+        .unwrap_or(&[]);
+    match p.key.proto {
+        6 => detect_tcp(payload),
+        17 => detect_udp(payload),
+        _ => AppProto::Unknown,
+    }
 }
 
 fn tcp_drop(e: TcpReject) -> DropReason {

@@ -32,6 +32,8 @@ pub struct FlowRecord {
     pub state: &'static str,
     pub reason: FlowEnd,
     pub alerted: bool,
+    /// What it carried ("tls", "http", ... "unknown"), `None` when no payload was seen.
+    pub app_proto: Option<&'static str>,
 }
 
 /// A dropped packet (rate-limited).

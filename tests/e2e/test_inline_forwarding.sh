@@ -141,6 +141,7 @@ assert len(flows) == int(sys.argv[2]), f"{len(flows)} flow events for {sys.argv[
 tls = [f for f in flows if f["proto"] == "TCP" and f["dest_port"] == 443]
 assert len(tls) == 1 and tls[0]["src_ip"] == "10.99.0.1" and tls[0]["dest_ip"] == "10.99.0.2", tls
 assert tls[0]["flow"]["bytes_toclient"] > 8_000_000, tls[0]["flow"]
+assert tls[0].get("app_proto") == "tls", tls[0]
 print(f"{len(flows)} flow events; the download: {tls[0]['flow']['bytes_toclient']} bytes to the client, state {tls[0]['flow']['state']}")
 PY
 log "PASS inline forwarding"

@@ -52,6 +52,16 @@ flows2=$(json "$WORK/w2.json" "s['flows_created']")
 [ "$flows1" = "$flows2" ] || fail "2 workers saw $flows2 flows, 1 worker $flows1: sharding split a flow"
 [ "$flows1" = 7 ] || fail "expected the lab capture's 7 connections (4 TCP, 1 UDP, 2 ICMP echo), got $flows1"
 echo "forwarded capture identical; $flows1 flows with 1 and 2 workers"
+# Protocol detection on every flow of the lab capture, reported in the EVE flow records.
+"$BIN/portcullisd" --read "$IN" --events "$WORK/eve.json" >/dev/null
+python3 - "$WORK/eve.json" <<'PY' || fail "app_proto in flow events"
+import json, sys
+flows = [json.loads(l) for l in open(sys.argv[1])]
+got = sorted((f["proto"], f["dest_port"], f.get("app_proto")) for f in flows if f["proto"] in ("TCP", "UDP"))
+want = sorted([("TCP", 443, "tls")] * 3 + [("TCP", 22, "ssh"), ("UDP", 7, "unknown")])
+assert got == want, got
+print("app_proto:", got)
+PY
 
 echo "--- --check-config"
 for c in "$ROOT"/configs/*.toml; do "$BIN/portcullisd" --check-config "$c" >/dev/null || fail "$c rejected"; done

@@ -76,6 +76,8 @@ pub struct Conn {
     pub initiator_is_lo: bool,
     /// Protocol state for UDP, ICMP and others (TCP has `tcp`).
     pub simple: SimpleState,
+    /// What the connection carries (`inspect::detect::AppProto::code`), 0 until a payload.
+    pub app_proto: u8,
     /// Per-connection flags owned by the layers above (verdict, zone, inspection state).
     pub flags: u16,
     pub tcp: TcpTracker,
@@ -171,6 +173,7 @@ impl ConnTable {
             key: FlowKey::default(),
             initiator_is_lo: true,
             simple: SimpleState::New,
+            app_proto: 0,
             flags: 0,
             tcp: TcpTracker::default_for_other(),
             packets: [0; 2],
@@ -311,6 +314,7 @@ impl ConnTable {
             key: *key,
             initiator_is_lo,
             simple: SimpleState::New,
+            app_proto: 0,
             flags: 0,
             tcp,
             packets: [0; 2],

@@ -6,6 +6,7 @@
 
 /// What a flow's first payload looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum AppProto {
     /// A TLS record (RFC 8446 §5.1) or an SSLv2-format ClientHello (RFC 6101 appendix E.2).
     Tls,
@@ -29,6 +30,30 @@ pub enum AppProto {
 }
 
 impl AppProto {
+    const ALL: [AppProto; 11] = [
+        AppProto::Tls,
+        AppProto::Http,
+        AppProto::Http2,
+        AppProto::Ssh,
+        AppProto::Smtp,
+        AppProto::Imap,
+        AppProto::Pop3,
+        AppProto::Dns,
+        AppProto::Sip,
+        AppProto::Quic,
+        AppProto::Unknown,
+    ];
+
+    /// A one-byte code for tables: 0 means "no payload seen yet".
+    pub fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    pub fn from_code(c: u8) -> Option<AppProto> {
+        c.checked_sub(1)
+            .and_then(|i| Self::ALL.get(i as usize).copied())
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             AppProto::Tls => "tls",
