@@ -12,7 +12,7 @@
 
 use crate::conntrack::table::{Conn, ConnId, ConnTable, SimpleState, TableFull, Timeouts};
 use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
-use crate::events::{DropRecord, Event, EventQueue, FlowEnd, FlowRecord, Tuple};
+use crate::events::{DropRecord, Event, EventQueue, FlowEnd, FlowRecord};
 use crate::flow::FlowKey;
 use crate::inspect::detect::{detect_tcp, detect_udp, AppProto};
 use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
@@ -587,18 +587,8 @@ impl Engine {
         let adopted_from_outside = inbound && p.key.proto == 6 && tracker.is_loose();
         let as_sent = p.lo_to_hi != adopted_from_outside;
         let inbound = inbound && !adopted_from_outside;
-        let (src, dst, sp, dp) = if as_sent {
-            (p.key.lo_addr, p.key.hi_addr, p.key.lo_port, p.key.hi_port)
-        } else {
-            (p.key.hi_addr, p.key.lo_addr, p.key.hi_port, p.key.lo_port)
-        };
         let nc = NewConn {
-            src,
-            dst,
-            v6: p.key.is_ipv6,
-            proto: p.key.proto,
-            src_port: sp,
-            dst_port: dp,
+            t: p.key.directed(as_sent),
             inbound,
         };
         let mut alerted = false;
@@ -696,20 +686,7 @@ impl Engine {
             }
             if self.drop_tokens > 0 {
                 self.drop_tokens -= 1;
-                let k = &p.key;
-                let (src, dst, src_port, dst_port) = if p.lo_to_hi {
-                    (k.lo_addr, k.hi_addr, k.lo_port, k.hi_port)
-                } else {
-                    (k.hi_addr, k.lo_addr, k.hi_port, k.lo_port)
-                };
-                let tuple = Tuple {
-                    src,
-                    dst,
-                    src_port,
-                    dst_port,
-                    proto: k.proto,
-                    ipv6: k.is_ipv6,
-                };
+                let tuple = p.key.directed(p.lo_to_hi);
                 self.emit(Event::Drop(DropRecord {
                     time: now,
                     reason,

@@ -3,6 +3,7 @@
 //! drains and writes them. A worker never blocks on an event: a full queue loses it, counted.
 
 use crate::flow::FlowKey;
+pub use crate::flow::Tuple;
 use crate::stats::DropReason;
 use crossbeam_queue::ArrayQueue;
 
@@ -45,17 +46,6 @@ pub struct DropRecord {
     pub port: u8,
     /// Addresses, when the frame had any.
     pub tuple: Option<Tuple>,
-}
-
-/// A packet's addresses in its own direction.
-#[derive(Debug, Clone, Copy)]
-pub struct Tuple {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub proto: u8,
-    pub ipv6: bool,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -89,6 +89,37 @@ impl FlowKey {
     }
 }
 
+/// A connection's 5-tuple in one direction (the sender's first), as policy and events see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuple {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub proto: u8,
+    pub ipv6: bool,
+}
+
+impl FlowKey {
+    /// The tuple as sent by the lo endpoint (`lo_to_hi`) or by the hi endpoint.
+    #[inline]
+    pub fn directed(&self, lo_to_hi: bool) -> Tuple {
+        let (src, dst, src_port, dst_port) = if lo_to_hi {
+            (self.lo_addr, self.hi_addr, self.lo_port, self.hi_port)
+        } else {
+            (self.hi_addr, self.lo_addr, self.hi_port, self.lo_port)
+        };
+        Tuple {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            proto: self.proto,
+            ipv6: self.is_ipv6,
+        }
+    }
+}
+
 /// The ports a packet contributes to its key: none for fragments.
 #[inline(always)]
 fn key_ports(p: &ParsedPacket) -> (u16, u16) {

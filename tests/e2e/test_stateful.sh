@@ -31,7 +31,13 @@ log "UDP from inside passes both ways; unsolicited inbound UDP does not"
 ip netns exec $NS_SV socat UDP-RECVFROM:5300,fork EXEC:cat &
 PIDS+=($!)
 sleep 0.3
-got=$(echo question | ip netns exec $NS_CL socat -T 2 - UDP:10.99.0.2:5300,sourceport=40053)
+# A few tries: the echo server may still be starting.
+got=""
+for _ in 1 2 3; do
+  got=$(echo question | ip netns exec $NS_CL socat -T 2 - UDP:10.99.0.2:5300,sourceport=40053 || true)
+  [ "$got" = question ] && break
+  sleep 0.5
+done
 [ "$got" = question ] || fail "UDP echo through the appliance: got '$got'"
 before=$(stat "s['drops']['inbound_default']")
 echo unsolicited | ip netns exec $NS_SV socat -T 1 - UDP:10.99.0.1:40999,sourceport=53 || true
@@ -41,8 +47,13 @@ after=$(stat "s['drops']['inbound_default']")
 
 log "ICMP error for an inside UDP flow passes as related"
 before=$(stat "s['related']")
-echo probe | ip netns exec $NS_CL socat -T 1 - UDP:10.99.0.2:5999 >/dev/null 2>&1 || true
-sleep 0.5
+# A few tries, a second apart: the kernel rate-limits the ICMP errors it sends.
+for _ in 1 2 3; do
+  echo probe | ip netns exec $NS_CL socat -T 1 - UDP:10.99.0.2:5999 >/dev/null 2>&1 || true
+  sleep 0.5
+  [ "$(stat "s['related']")" -gt "$before" ] && break
+  sleep 0.6
+done
 after=$(stat "s['related']")
 echo "related: $before -> $after"
 [ "$after" -gt "$before" ] || fail "the server's port unreachable did not pass as related"

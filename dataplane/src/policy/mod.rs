@@ -47,15 +47,11 @@ pub struct Rule {
     pub dst_ports: Vec<(u16, u16)>,
 }
 
-/// What policy needs to know of a connection's first packet.
+/// What policy needs to know of a connection's first packet: its tuple as the opener sent it,
+/// and the zone it was opened from.
 #[derive(Debug, Clone, Copy)]
 pub struct NewConn {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    pub v6: bool,
-    pub proto: u8,
-    pub src_port: u16,
-    pub dst_port: u16,
+    pub t: crate::flow::Tuple,
     /// Opened from an outside port.
     pub inbound: bool,
 }
@@ -71,13 +67,14 @@ impl Rule {
         let in_ports = |list: &[(u16, u16)], p: u16| {
             list.is_empty() || list.iter().any(|&(lo, hi)| p >= lo && p <= hi)
         };
-        let in_set =
-            |set: &[Cidr], a: &[u8; 16]| set.is_empty() || set.iter().any(|n| n.contains(a, c.v6));
-        dir && self.proto.is_none_or(|p| p == c.proto)
-            && in_set(&self.src, &c.src)
-            && in_set(&self.dst, &c.dst)
-            && in_ports(&self.src_ports, c.src_port)
-            && in_ports(&self.dst_ports, c.dst_port)
+        let in_set = |set: &[Cidr], a: &[u8; 16]| {
+            set.is_empty() || set.iter().any(|n| n.contains(a, c.t.ipv6))
+        };
+        dir && self.proto.is_none_or(|p| p == c.t.proto)
+            && in_set(&self.src, &c.t.src)
+            && in_set(&self.dst, &c.t.dst)
+            && in_ports(&self.src_ports, c.t.src_port)
+            && in_ports(&self.dst_ports, c.t.dst_port)
     }
 }
 
@@ -107,7 +104,8 @@ impl Policy {
     #[inline]
     pub fn decide(&self, c: &NewConn) -> Decision {
         if !self.blocklist.is_empty()
-            && (self.blocklist.contains(&c.src, c.v6) || self.blocklist.contains(&c.dst, c.v6))
+            && (self.blocklist.contains(&c.t.src, c.t.ipv6)
+                || self.blocklist.contains(&c.t.dst, c.t.ipv6))
         {
             return Decision::Blocklisted;
         }
@@ -140,15 +138,15 @@ mod tests {
     }
 
     fn conn(src: &str, dst: &str, dport: u16, inbound: bool) -> NewConn {
-        NewConn {
+        let t = crate::flow::Tuple {
             src: a(src),
             dst: a(dst),
-            v6: false,
-            proto: 6,
             src_port: 40000,
             dst_port: dport,
-            inbound,
-        }
+            proto: 6,
+            ipv6: false,
+        };
+        NewConn { t, inbound }
     }
 
     /// The shipped example: only 10.0.0.0/8 may open outbound connections to port 443.
