@@ -59,8 +59,8 @@ echo "related: $before -> $after"
 [ "$after" -gt "$before" ] || fail "the server's port unreachable did not pass as related"
 
 log "blind RST into a running download"
-serve_blob 6000000
-ip netns exec $NS_CL curl -sS --fail --limit-rate 1M --max-time 60 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
+serve_blob 12000000
+ip netns exec $NS_CL curl -sS --fail --limit-rate 2M --max-time 60 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
 CURL=$!
 # The client's port of the established download, from /proc/net/tcp (state 01, remote port 8000
 # = 0x1F40): ss needs sock_diag, which minimal kernels lack.
@@ -75,17 +75,19 @@ cport=$((16#$hexport))
 before=$(stat "s['drops']['out_of_window']")
 # Debian's scapy (python3-scapy) belongs to the system interpreter, whatever python3 is on PATH.
 ip netns exec $NS_SV /usr/bin/python3 - "$cport" <<'PY'
-# Learn the server's current sequence number from one real segment, then inject RSTs half the
-# sequence space away: what a blind attacker sends, and certainly outside any window (a uniformly
-# random guess would land in a multi-megabyte scaled window now and then).
+# Learn the server's current sequence number from the client's ACKs (they keep coming while curl
+# reads at its limited rate, even when the server has already sent everything into the client's
+# buffer), then inject RSTs half the sequence space away: what a blind attacker sends, and
+# certainly outside any window (a uniformly random guess would land in a multi-megabyte scaled
+# window now and then).
 import sys
 from scapy.all import IP, TCP, conf, send, sniff
 conf.verb = 0
 cport = int(sys.argv[1])
-seg = sniff(iface="sv0", count=1, timeout=10, filter=f"tcp src port 8000 and tcp dst port {cport}")
+seg = sniff(iface="sv0", count=1, timeout=10, filter=f"tcp src port {cport} and tcp dst port 8000 and tcp[tcpflags] & tcp-ack != 0")
 if not seg:
-    sys.exit("no segment of the download seen")
-seq = seg[0][TCP].seq
+    sys.exit("no ACK of the download seen")
+seq = seg[0][TCP].ack
 for k in range(20):
     bad = (seq + (1 << 31) + k * 1_000_003) & 0xFFFFFFFF
     send(IP(src="10.99.0.2", dst="10.99.0.1") / TCP(sport=8000, dport=cport, flags="R", seq=bad))
