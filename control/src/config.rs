@@ -5,11 +5,15 @@
 
 use dataplane::conntrack::table::Timeouts;
 use dataplane::engine::{Action, EngineConfig, Pickup};
+use dataplane::inspect::checks::{Check, CheckAction, InspectPolicy, PortSet};
+use dataplane::inspect::detect::AppProto;
+use dataplane::inspect::session::InspectLimits;
 use dataplane::policy::cidr::{parse_list, Cidr, PrefixSet};
 use dataplane::policy::{Direction, Policy, Rule, RuleAction, MAX_RULES};
 use dataplane::stats::MAX_PORTS;
 use dataplane::worker::IdleMode;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +63,9 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     #[serde(default)]
     pub blocklist: BlocklistConfig,
+    /// Protocol, TLS and QUIC inspection and its checks.
+    #[serde(default)]
+    pub inspect: InspectSection,
     #[serde(default)]
     pub events: EventsConfig,
     #[serde(default)]
@@ -315,6 +322,211 @@ impl Default for EventsConfig {
     }
 }
 
+/// Inspection of every flow's first packets: protocol detection on any port, TLS and QUIC
+/// handshake metadata, and the checks on them. Lists and actions reload with the policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectSection {
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    /// Where TLS is expected (TCP; QUIC on UDP). Default: 443, 465, 636, 853, 989, 990, 992,
+    /// 993, 995, 5061, 8443.
+    #[serde(default)]
+    pub tls_ports: Option<Vec<u16>>,
+    /// Ports reserved for one protocol: `sip = [5060]` stops anything else sent there.
+    #[serde(default)]
+    pub reserved_ports: BTreeMap<String, Vec<u16>>,
+    /// Protocols allowed only on some ports: `ssh = [22]` stops SSH anywhere else.
+    #[serde(default)]
+    pub pinned_protocols: BTreeMap<String, Vec<u16>>,
+    /// Check name -> allow | alert | drop | reject (see `portcullisd --help-checks`).
+    #[serde(default)]
+    pub actions: BTreeMap<String, String>,
+    /// Lowest TLS version accepted: "ssl3", "1.0", "1.1", "1.2", "1.3" or "none".
+    #[serde(default = "d_min_tls")]
+    pub min_tls_version: String,
+    /// Server names: exact, or `*.suffix` for every name below it.
+    #[serde(default)]
+    pub sni_block: Vec<String>,
+    #[serde(default)]
+    pub sni_allow: Vec<String>,
+    /// Files of names, JA3 hashes, JA4 strings: one a line, `#` comments; relative to the
+    /// config file.
+    #[serde(default)]
+    pub sni_block_files: Vec<PathBuf>,
+    #[serde(default)]
+    pub ja3_block_files: Vec<PathBuf>,
+    #[serde(default)]
+    pub ja4_block_files: Vec<PathBuf>,
+    /// Flows in inspection at once, per worker (each holds two buffers of max_handshake_bytes).
+    #[serde(default = "d_inspect_flows")]
+    pub flows_in_inspection: usize,
+    /// Handshake bytes kept per flow and direction.
+    #[serde(default = "d_handshake_bytes")]
+    pub max_handshake_bytes: usize,
+    /// Packets after which a flow leaves inspection with what was found.
+    #[serde(default = "d_inspect_packets")]
+    pub max_packets: u16,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_min_tls() -> String {
+    "1.2".into()
+}
+fn d_inspect_flows() -> usize {
+    InspectLimits::default().slots
+}
+fn d_handshake_bytes() -> usize {
+    InspectLimits::default().max_bytes
+}
+fn d_inspect_packets() -> u16 {
+    InspectLimits::default().max_packets
+}
+
+impl Default for InspectSection {
+    fn default() -> Self {
+        InspectSection {
+            enabled: true,
+            tls_ports: None,
+            reserved_ports: BTreeMap::new(),
+            pinned_protocols: BTreeMap::new(),
+            actions: BTreeMap::new(),
+            min_tls_version: d_min_tls(),
+            sni_block: Vec::new(),
+            sni_allow: Vec::new(),
+            sni_block_files: Vec::new(),
+            ja3_block_files: Vec::new(),
+            ja4_block_files: Vec::new(),
+            flows_in_inspection: d_inspect_flows(),
+            max_handshake_bytes: d_handshake_bytes(),
+            max_packets: d_inspect_packets(),
+        }
+    }
+}
+
+/// Reads a list file: one entry a line, `#` starts a comment, blank lines skipped.
+fn read_lines(file: &Path, key: String, path: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        key,
+        message: format!("cannot read {}: {e}", file.display()),
+    })?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+impl InspectSection {
+    /// The inspection policy; list files are read now, relative to `path`'s directory.
+    pub fn build(&self, path: &Path) -> Result<InspectPolicy, ConfigError> {
+        let err = |key: String, message: String| ConfigError {
+            file: path.to_path_buf(),
+            key,
+            message,
+        };
+        let mut p = InspectPolicy {
+            enabled: self.enabled,
+            ..InspectPolicy::default()
+        };
+        if let Some(ports) = &self.tls_ports {
+            p.tls_ports = PortSet::from_ports(ports);
+        }
+        let proto = |key: String, name: &str| {
+            AppProto::from_name(name).ok_or_else(|| {
+                err(
+                    key,
+                    format!("'{name}' is not a protocol (tls, http, http2, ssh, smtp, imap, pop3, dns, sip, quic, unknown)"),
+                )
+            })
+        };
+        for (name, ports) in &self.reserved_ports {
+            let pr = proto(format!("inspect.reserved_ports.{name}"), name)?;
+            p.reserved_ports
+                .extend(ports.iter().map(|&port| (port, pr)));
+        }
+        for (name, ports) in &self.pinned_protocols {
+            let pr = proto(format!("inspect.pinned_protocols.{name}"), name)?;
+            p.pinned.push((pr, ports.clone()));
+        }
+        for (name, action) in &self.actions {
+            let key = format!("inspect.actions.{name}");
+            let c = Check::from_name(name).ok_or_else(|| {
+                let names: Vec<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+                err(
+                    key.clone(),
+                    format!("no such check; checks: {}", names.join(", ")),
+                )
+            })?;
+            p.actions[c.index()] = CheckAction::from_name(action)
+                .ok_or_else(|| err(key, format!("'{action}': use allow, alert, drop or reject")))?;
+        }
+        p.min_version = match self.min_tls_version.as_str() {
+            "none" => 0,
+            "ssl3" => 0x0300,
+            "1.0" => 0x0301,
+            "1.1" => 0x0302,
+            "1.2" => 0x0303,
+            "1.3" => 0x0304,
+            v => {
+                return Err(err(
+                    "inspect.min_tls_version".into(),
+                    format!("'{v}': use none, ssl3, 1.0, 1.1, 1.2 or 1.3"),
+                ))
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        for n in &self.sni_block {
+            p.sni_block.insert(n);
+        }
+        for n in &self.sni_allow {
+            p.sni_allow.insert(n);
+        }
+        for (i, f) in self.sni_block_files.iter().enumerate() {
+            for n in read_lines(&base.join(f), format!("inspect.sni_block_files[{i}]"), path)? {
+                p.sni_block.insert(&n);
+            }
+        }
+        for (i, f) in self.ja3_block_files.iter().enumerate() {
+            let key = format!("inspect.ja3_block_files[{i}]");
+            for (ln, h) in read_lines(&base.join(f), key, path)?
+                .into_iter()
+                .enumerate()
+            {
+                let h = h.to_ascii_lowercase();
+                if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ConfigError {
+                        file: base.join(f),
+                        key: format!("entry {}", ln + 1),
+                        message: format!("'{h}' is not a JA3 hash (32 hex digits)"),
+                    });
+                }
+                p.ja3_block.insert(h);
+            }
+        }
+        for (i, f) in self.ja4_block_files.iter().enumerate() {
+            let key = format!("inspect.ja4_block_files[{i}]");
+            for (ln, h) in read_lines(&base.join(f), key, path)?
+                .into_iter()
+                .enumerate()
+            {
+                if h.len() != 36 || h.as_bytes()[10] != b'_' || h.as_bytes()[23] != b'_' {
+                    return Err(ConfigError {
+                        file: base.join(f),
+                        key: format!("entry {}", ln + 1),
+                        message: format!("'{h}' is not a JA4 fingerprint (a_b_c, 36 characters)"),
+                    });
+                }
+                p.ja4_block.insert(h);
+            }
+        }
+        Ok(p)
+    }
+}
+
 /// IP blocklists: files with one prefix a line (FireHOL, Spamhaus DROP formats). Paths are
 /// relative to the configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -451,6 +663,12 @@ impl Config {
             max_half_open_per_source: self.conntrack.max_half_open_per_source.max(1),
             drop_events_per_sec: self.events.drop_events_per_sec,
             rejects_per_sec: e.rejects_per_sec,
+            inspect: InspectLimits {
+                slots: self.inspect.flows_in_inspection,
+                max_bytes: self.inspect.max_handshake_bytes,
+                max_packets: self.inspect.max_packets,
+            },
+            unix_offset: 0,
         }
     }
 }
@@ -638,6 +856,25 @@ impl Config {
             return Err(err(
                 "engine.flow_capacity".into(),
                 format!("must be between 1 and {MAX_FLOW_CAPACITY} flows per worker"),
+            ));
+        }
+        let i = &self.inspect;
+        if i.flows_in_inspection == 0 || i.flows_in_inspection > 65_534 {
+            return Err(err(
+                "inspect.flows_in_inspection".into(),
+                "must be between 1 and 65534 flows per worker".into(),
+            ));
+        }
+        if !(2048..=1 << 20).contains(&i.max_handshake_bytes) {
+            return Err(err(
+                "inspect.max_handshake_bytes".into(),
+                "must be between 2048 and 1048576".into(),
+            ));
+        }
+        if i.max_packets < 2 {
+            return Err(err(
+                "inspect.max_packets".into(),
+                "must be at least 2".into(),
             ));
         }
         let t = self.conntrack.timeouts();
@@ -834,6 +1071,7 @@ impl Config {
         Ok(Policy {
             rules,
             blocklist: PrefixSet::new(&prefixes),
+            inspect: self.inspect.build(path)?,
         })
     }
 

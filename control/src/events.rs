@@ -3,7 +3,10 @@
 //! `dest_port`, `proto`, and a `flow` or `drop` object), so existing EVE tooling reads them.
 //! Runs on the control thread (DPDK) or a thread of its own (offline); never on a worker.
 
-use dataplane::events::{Event, EventQueue, FlowEnd};
+use dataplane::events::{Event, EventQueue, FlowEnd, FlowRef};
+use dataplane::inspect::checks::CheckAction;
+use dataplane::inspect::session::TlsMeta;
+use dataplane::inspect::tls::version_name;
 use serde_json::json;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -88,7 +91,7 @@ impl EventLog {
                         "state": f.state,
                         "reason": match f.reason { FlowEnd::Timeout => "timeout", FlowEnd::Shutdown => "shutdown", FlowEnd::Reused => "reused" },
                         "alerted": f.alerted,
-                        "verdict": "allowed",
+                        "verdict": if f.blocked { "blocked" } else { "allowed" },
                     },
                 });
                 if let Some(a) = f.app_proto {
@@ -124,12 +127,149 @@ impl EventLog {
                 m.insert("drop".into(), json!({ "reason": d.reason.name() }));
                 v.to_string()
             }
+            Event::Tls(t) => {
+                let (kind, body) = if t.meta.quic {
+                    ("quic", quic_object(&t.meta))
+                } else {
+                    ("tls", tls_object(&t.meta))
+                };
+                let mut v = self.header(t.time, &t.flow, kind);
+                v.as_object_mut().expect("object").insert(kind.into(), body);
+                v.to_string()
+            }
+            Event::Alert(a) => {
+                let mut v = self.header(a.time, &a.flow, "alert");
+                let m = v.as_object_mut().expect("object");
+                if let Some(p) = a.app_proto {
+                    m.insert("app_proto".into(), p.into());
+                }
+                m.insert(
+                    "alert".into(),
+                    json!({
+                        "action": if a.action.blocks() { "blocked" } else { "allowed" },
+                        "rule_action": a.action.name(),
+                        "signature": a.check.name(),
+                        "category": "Portcullis inspection check",
+                        "severity": if a.action == CheckAction::Alert { 3 } else { 2 },
+                    }),
+                );
+                if let Some(sni) = &a.sni {
+                    m.insert("tls".into(), json!({ "sni": sni }));
+                }
+                v.to_string()
+            }
         }
+    }
+
+    /// The fields every flow-bound event starts with, the client as source.
+    fn header(&self, time: u32, f: &FlowRef, kind: &str) -> serde_json::Value {
+        let t = f.tuple();
+        json!({
+            "timestamp": self.time(time),
+            "flow_id": flow_id(&f.key, f.start),
+            "event_type": kind,
+            "src_ip": ip(&t.src, t.ipv6),
+            "src_port": t.src_port,
+            "dest_ip": ip(&t.dst, t.ipv6),
+            "dest_port": t.dst_port,
+            "proto": proto_name(t.proto),
+        })
     }
 
     fn time(&self, engine_secs: u32) -> String {
         timestamp(engine_secs as i64 + self.offset)
     }
+}
+
+/// EVE's `tls` object (Suricata's field names).
+fn tls_object(m: &TlsMeta) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    if let Some(c) = &m.cert {
+        o.insert("subject".into(), c.subject.clone().into());
+        o.insert("issuerdn".into(), c.issuer.clone().into());
+        o.insert("fingerprint".into(), c.sha1.clone().into());
+        o.insert("notbefore".into(), cert_time(c.not_before).into());
+        o.insert("notafter".into(), cert_time(c.not_after).into());
+        o.insert("self_signed".into(), c.self_signed.into());
+        if !c.sans.is_empty() {
+            o.insert("san".into(), c.sans.clone().into());
+        }
+    }
+    client_fields(m, &mut o);
+    let version = m
+        .server
+        .as_ref()
+        .filter(|s| !s.hello_retry)
+        .map(|s| s.selected_version)
+        .or(m.client.as_ref().map(|c| c.highest_version()));
+    if let Some(v) = version {
+        o.insert("version".into(), version_name(v).into());
+    }
+    if let Some(s) = &m.server {
+        o.insert("cipher_suite".into(), format!("0x{:04x}", s.cipher).into());
+        o.insert(
+            "ja3s".into(),
+            json!({ "hash": m.ja3s, "string": m.ja3s_string }),
+        );
+        if let Some(a) = &s.alpn {
+            o.insert(
+                "server_alpns".into(),
+                vec![String::from_utf8_lossy(a).into_owned()].into(),
+            );
+        }
+    }
+    if m.malformed {
+        o.insert("malformed".into(), true.into());
+    }
+    o.into()
+}
+
+/// EVE's `quic` object.
+fn quic_object(m: &TlsMeta) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    o.insert(
+        "version".into(),
+        match m.quic_version {
+            1 => "1".to_string(),
+            0x6b33_43cf => "2".to_string(),
+            v => format!("0x{v:08x}"),
+        }
+        .into(),
+    );
+    client_fields(m, &mut o);
+    if let Some(a) = o.remove("client_alpns") {
+        o.insert("alpns".into(), a);
+    }
+    if m.malformed {
+        o.insert("malformed".into(), true.into());
+    }
+    o.into()
+}
+
+/// What the ClientHello says: SNI, JA3, JA4, ALPNs, ECH.
+fn client_fields(m: &TlsMeta, o: &mut serde_json::Map<String, serde_json::Value>) {
+    let Some(c) = &m.client else { return };
+    if let Some(sni) = c.sni_str() {
+        o.insert("sni".into(), sni.into());
+    }
+    if !m.ja3.is_empty() {
+        o.insert(
+            "ja3".into(),
+            json!({ "hash": m.ja3, "string": m.ja3_string }),
+        );
+    }
+    o.insert("ja4".into(), m.ja4.clone().into());
+    if !c.alpn.is_empty() {
+        o.insert("client_alpns".into(), c.alpn_strs().into());
+    }
+    if c.ech {
+        o.insert("ech".into(), true.into());
+    }
+}
+
+/// Certificate times as Suricata prints them: "2016-01-01T00:00:00".
+fn cert_time(unix: i64) -> String {
+    timestamp(unix)[..19].to_string()
 }
 
 fn ip(a: &[u8; 16], v6: bool) -> String {

@@ -9,7 +9,7 @@ use crate::ctl::ControlSocket;
 use crate::events::EventLog;
 use crate::report::{DeviceStats, PortSnapshot, StatsSnapshot};
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortSetup, Ring};
-use dataplane::engine::{Engine, PolicySlot};
+use dataplane::engine::{Engine, EngineConfig, PolicySlot};
 use dataplane::events::{EventQueue, QUEUE_CAPACITY};
 use dataplane::stats::WorkerStats;
 use dataplane::worker::{self, RxSource, WorkerContext, WorkerQueues};
@@ -176,7 +176,20 @@ pub fn run(
         .collect();
     let socket = ControlSocket::bind(&cfg.control.socket)
         .map_err(|e| format!("control socket {}: {e}", cfg.control.socket.display()))?;
-    let engine_cfg = cfg.engine_config(true);
+    // Engine time is TSC seconds: the offset maps it to wall-clock time (events, certificate
+    // validity).
+    let unix_offset = {
+        let tsc_secs = (dpdk::rdtsc() / dpdk::tsc_hz().max(1)) as i64;
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        wall - tsc_secs
+    };
+    let engine_cfg = EngineConfig {
+        unix_offset,
+        ..cfg.engine_config(true)
+    };
     // The policy the workers follow; `reload` (control socket or SIGHUP) publishes a new one.
     let policy: Arc<PolicySlot> = Arc::new(PolicySlot::from_pointee(
         cfg.build_policy(cfg_path).map_err(|e| e.to_string())?,
@@ -191,6 +204,9 @@ pub fn run(
                     "rules": p.rules.len(),
                     "blocklist_prefixes": p.blocklist.prefixes(),
                     "blocklist_intervals": p.blocklist.intervals(),
+                    "sni_block": p.inspect.sni_block.len(),
+                    "ja3_block": p.inspect.ja3_block.len(),
+                    "ja4_block": p.inspect.ja4_block.len(),
                 });
                 eprintln!("portcullisd: policy reloaded: {v}");
                 policy.store(Arc::new(p));
@@ -225,15 +241,9 @@ pub fn run(
         .collect();
     let mut event_log = match events {
         Some(path) => {
-            // Engine time is TSC seconds: the offset maps it to wall-clock time.
-            let tsc_secs = (dpdk::rdtsc() / dpdk::tsc_hz().max(1)) as i64;
-            let wall = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
             let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
             Some(
-                EventLog::open(path, event_queues.clone(), wall - tsc_secs, names)
+                EventLog::open(path, event_queues.clone(), unix_offset, names)
                     .map_err(|e| format!("events {}: {e}", path.display()))?,
             )
         }

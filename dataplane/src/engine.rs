@@ -12,9 +12,13 @@
 
 use crate::conntrack::table::{Conn, ConnId, ConnTable, SimpleState, TableFull, Timeouts};
 use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
-use crate::events::{DropRecord, Event, EventQueue, FlowEnd, FlowRecord};
+use crate::events::{
+    AlertRecord, DropRecord, Event, EventQueue, FlowEnd, FlowRecord, FlowRef, TlsRecord,
+};
 use crate::flow::FlowKey;
+use crate::inspect::checks::{CheckAction, Fired, InspectPolicy};
 use crate::inspect::detect::{detect_tcp, detect_udp, AppProto};
+use crate::inspect::session::{InspectLimits, Inspector, PacketView, Progress, TlsMeta};
 use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
 use crate::policy::{Decision, NewConn, Policy, RuleAction};
 use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
@@ -60,6 +64,11 @@ pub struct EngineConfig {
     /// Replies a worker sends for `reject` rules per second at most; beyond, the packet is only
     /// dropped (a reject must not make the appliance a reflector).
     pub rejects_per_sec: u32,
+    /// Sizes of the inspection state (flows in inspection at once, bytes kept per flow).
+    pub inspect: InspectLimits,
+    /// Unix seconds minus engine seconds: certificate validity is judged in wall-clock time
+    /// (0 offline, where the engine runs on the capture's clock).
+    pub unix_offset: i64,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +86,8 @@ impl Default for EngineConfig {
             max_half_open_per_source: 256,
             drop_events_per_sec: 100,
             rejects_per_sec: 1000,
+            inspect: InspectLimits::default(),
+            unix_offset: 0,
         }
     }
 }
@@ -108,6 +119,10 @@ pub enum Verdict {
     /// Drop, and answer the sender (TCP RST or ICMP port unreachable, see `build_reject`),
     /// through the port the frame came in on.
     Reject,
+    /// Drop a TCP segment and reset its connection at both ends: a RST back to the sender
+    /// (`build_reject`) and one onward to the receiver (`build_reset_onward`), so that neither
+    /// waits for a connection that inspection stopped.
+    ResetBoth,
 }
 
 /// Where the control thread publishes the current policy; workers pick it up between bursts.
@@ -159,6 +174,8 @@ pub struct Engine {
     policy: Arc<Policy>,
     policy_slot: Arc<PolicySlot>,
     events: Option<Arc<EventQueue>>,
+    /// Flows whose first packets are being inspected.
+    inspector: Inspector,
     /// Drop-event budget of the current second.
     drop_tokens: u32,
     drop_second: u32,
@@ -195,6 +212,7 @@ impl Engine {
             policy: slot.load_full(),
             policy_slot: slot,
             events: None,
+            inspector: Inspector::new(config.inspect),
             drop_tokens: 0,
             drop_second: u32::MAX,
             reject_tokens: 0,
@@ -222,11 +240,22 @@ impl Engine {
     /// Writes a flow event for every connection still in the table (at stop or end of capture).
     /// Not the per-packet path: when the queue is full it waits for the writer to drain it, up
     /// to two seconds in all, before counting the rest as lost.
-    pub fn flush_flows(&self, now: u32) {
+    pub fn flush_flows(&mut self, now: u32) {
+        // Flows still in inspection report what was found so far (a hello without an answer).
+        let mut settled = Vec::new();
+        let (inspector, policy, stats) = (&mut self.inspector, &self.policy, &self.stats);
+        self.conns.for_each_live(|c| {
+            if c.insp != 0 {
+                settled.extend(settle(inspector, &policy.inspect, stats, c, now));
+            }
+        });
         let Some(q) = &self.events else { return };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        self.conns.for_each_live(|c| {
-            let mut ev = Event::Flow(flow_record(c, now, FlowEnd::Shutdown));
+        let mut pending: Vec<Event> = settled;
+        self.conns
+            .for_each_live(|c| pending.push(Event::Flow(flow_record(c, now, FlowEnd::Shutdown))));
+        for ev in pending {
+            let mut ev = ev;
             loop {
                 match q.push(ev) {
                     Ok(()) => break,
@@ -240,7 +269,7 @@ impl Engine {
                     }
                 }
             }
-        });
+        }
     }
 
     /// Whether the engine forwards everything untouched (`mode = "bypass"`).
@@ -286,12 +315,19 @@ impl Engine {
             self.source_seed,
         );
         let (events, stats) = (&self.events, &self.stats);
+        let (inspector, policy) = (&mut self.inspector, &self.policy);
         let n = self.conns.expire(now, EXPIRE_BUDGET, |c| {
+            let mut evs = if c.insp != 0 {
+                settle(inspector, &policy.inspect, stats, c, c.last_seen)
+            } else {
+                Vec::new()
+            };
             if let Some(q) = events {
-                if q.push(Event::Flow(flow_record(c, c.last_seen, FlowEnd::Timeout)))
-                    .is_err()
-                {
-                    stats.events_lost.inc();
+                evs.push(Event::Flow(flow_record(c, c.last_seen, FlowEnd::Timeout)));
+                for ev in evs {
+                    if q.push(ev).is_err() {
+                        stats.events_lost.inc();
+                    }
                 }
             }
             if c.flags & FLAG_HALF_OPEN != 0 {
@@ -532,6 +568,19 @@ impl Engine {
                     // The tuple is reused by a new connection: the old one gets its record and
                     // goes; the new one opens under the policy for its side.
                     let record = flow_record(c, now, FlowEnd::Reused);
+                    if c.insp != 0 {
+                        let evs = settle(
+                            &mut self.inspector,
+                            &self.policy.inspect,
+                            &self.stats,
+                            c,
+                            now,
+                        );
+                        c.insp = 0;
+                        for ev in evs {
+                            self.emit(ev);
+                        }
+                    }
                     self.emit(Event::Flow(record));
                     self.settle_half_open(id);
                     self.conns.remove(id);
@@ -551,10 +600,16 @@ impl Engine {
                 None => {}
             }
             let c = self.conns.get_mut(id);
-            c.count(from_initiator, len, now);
-            if c.app_proto == 0 && p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
-                c.app_proto = detect_app(frame, p).code();
+            if c.flags & SLOW_FLAGS != 0
+                || (c.app_proto == 0 && p.payload_len > 0 && matches!(p.key.proto, 6 | 17))
+            {
+                let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, now);
+                if v == Verdict::Forward {
+                    self.conns.get_mut(id).count(from_initiator, len, now);
+                }
+                return v;
             }
+            c.count(from_initiator, len, now);
             return Verdict::Forward;
         }
         self.open(frame, p, port, seg, len, now)
@@ -608,15 +663,9 @@ impl Engine {
                     }
                     RuleAction::Drop => return self.drop_at(DropReason::Rule, p, port, now),
                     RuleAction::Reject => {
-                        if now != self.reject_second {
-                            self.reject_second = now;
-                            self.reject_tokens = self.config.rejects_per_sec;
-                        }
-                        if self.reject_tokens == 0 {
-                            self.stats.rejects_suppressed.inc();
+                        if !self.take_reject_token(now) {
                             return self.drop_at(DropReason::Rule, p, port, now);
                         }
-                        self.reject_tokens -= 1;
                         self.stats.drop_packet(DropReason::Rule);
                         return Verdict::Reject;
                     }
@@ -636,9 +685,6 @@ impl Engine {
         match self.conns.insert(&p.key, p.hash, p.lo_to_hi, tracker, now) {
             Ok(id) => {
                 self.conns.get_mut(id).count(true, len, now);
-                if p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
-                    self.conns.get_mut(id).app_proto = detect_app(frame, p).code();
-                }
                 if alerted {
                     self.conns.get_mut(id).flags |= FLAG_ALERTED;
                 }
@@ -650,9 +696,203 @@ impl Engine {
                 }
                 self.stats.flows_created.inc();
                 self.stats.flows_active.set(self.conns.len() as u64);
+                if p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
+                    // Data on the first packet: a UDP datagram, a SYN with Fast Open data.
+                    return self.inspect_packet(frame, p, port, id, true, seg, now);
+                }
                 Verdict::Forward
             }
             Err(TableFull) => self.drop_at(DropReason::TableFull, p, port, now),
+        }
+    }
+
+    /// Whether a reject reply may be sent this second (the rest are only dropped, counted).
+    fn take_reject_token(&mut self, now: u32) -> bool {
+        if now != self.reject_second {
+            self.reject_second = now;
+            self.reject_tokens = self.config.rejects_per_sec;
+        }
+        if self.reject_tokens == 0 {
+            self.stats.rejects_suppressed.inc();
+            return false;
+        }
+        self.reject_tokens -= 1;
+        true
+    }
+
+    /// The slow path of a connection's packet: its first payload (protocol detection and the
+    /// start of inspection), a packet of a flow still in inspection, or of one inspection
+    /// stopped. The caller counts the packet when it passes.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn inspect_packet(
+        &mut self,
+        frame: &[u8],
+        p: &Pending,
+        port: usize,
+        id: ConnId,
+        from_initiator: bool,
+        seg: Option<Segment>,
+        now: u32,
+    ) -> Verdict {
+        let c = self.conns.get_mut(id);
+        if c.flags & FLAG_BLOCKED != 0 {
+            // A RST still passes: it only tears down what inspection stopped anyway.
+            if seg.is_some_and(|s| s.flags & 0x04 != 0) {
+                return Verdict::Forward;
+            }
+            return self.drop_at(DropReason::Inspection, p, port, now);
+        }
+        if p.payload_len == 0 || !matches!(p.key.proto, 6 | 17) {
+            return Verdict::Forward;
+        }
+        let start = p.payload_offset as usize;
+        let payload = frame
+            .get(start..start + p.payload_len as usize)
+            .unwrap_or(&[]);
+        let udp = p.key.proto == 17;
+        // The payload's first sequence number (a SYN takes one).
+        let seq = seg.map_or(0, |s| s.seq.wrapping_add((s.flags & 0x02 != 0) as u32));
+        let pol = &self.policy.inspect;
+        if c.app_proto == 0 {
+            let proto = detect_app(frame, p);
+            c.app_proto = proto.code();
+            if !pol.enabled {
+                return Verdict::Forward;
+            }
+            self.stats.inspected.inc();
+            let server_port = c.key.directed(c.initiator_is_lo).dst_port;
+            let mut fired = Fired::default();
+            pol.check_protocol(proto, server_port, udp, &mut fired);
+            let blocked = pol.verdict(fired).is_some_and(|(_, a)| a.blocks());
+            let hello = from_initiator
+                && ((proto == AppProto::Tls && !udp) || (proto == AppProto::Quic && udp));
+            if hello && !blocked {
+                if let Some(slot) = self.inspector.start(proto, fired) {
+                    c.insp = slot;
+                    c.flags |= FLAG_INSPECT;
+                    self.stats.inspecting.set(self.inspector.in_use() as u64);
+                    return self.feed(frame, p, port, id, from_initiator, seq, now);
+                }
+                self.stats.inspect_no_slot.inc();
+            }
+            // Server-first protocols and the unknown may turn to TLS later (STARTTLS, RDP).
+            if !udp
+                && !blocked
+                && matches!(
+                    proto,
+                    AppProto::Smtp | AppProto::Imap | AppProto::Pop3 | AppProto::Unknown
+                )
+            {
+                c.flags |= FLAG_WATCH;
+            }
+            return self.conclude(p, port, id, fired, None, now);
+        }
+        if c.flags & FLAG_INSPECT != 0 {
+            return self.feed(frame, p, port, id, from_initiator, seq, now);
+        }
+        if c.flags & FLAG_WATCH != 0 {
+            let seen = c.packets[0] + c.packets[1];
+            if from_initiator && payload.len() >= 6 && payload[0] == 22 && payload[1] == 3 {
+                // A handshake record after the cleartext part: the upgrade to TLS.
+                c.flags &= !FLAG_WATCH;
+                if !pol.enabled {
+                    return Verdict::Forward;
+                }
+                if let Some(slot) = self.inspector.start(AppProto::Tls, Fired::default()) {
+                    c.insp = slot;
+                    c.flags |= FLAG_INSPECT;
+                    self.stats.inspecting.set(self.inspector.in_use() as u64);
+                    return self.feed(frame, p, port, id, from_initiator, seq, now);
+                }
+                self.stats.inspect_no_slot.inc();
+            } else if seen >= WATCH_PACKETS {
+                c.flags &= !FLAG_WATCH;
+            }
+        }
+        Verdict::Forward
+    }
+
+    /// Feeds a packet to the flow's inspection; concludes when the verdict is final.
+    #[allow(clippy::too_many_arguments)]
+    fn feed(
+        &mut self,
+        frame: &[u8],
+        p: &Pending,
+        port: usize,
+        id: ConnId,
+        from_initiator: bool,
+        seq: u32,
+        now: u32,
+    ) -> Verdict {
+        let c = self.conns.get_mut(id);
+        let slot = c.insp;
+        let start = p.payload_offset as usize;
+        let payload = frame
+            .get(start..start + p.payload_len as usize)
+            .unwrap_or(&[]);
+        let view = PacketView {
+            udp: p.key.proto == 17,
+            from_client: from_initiator,
+            seq,
+            server_port: c.key.directed(c.initiator_is_lo).dst_port,
+        };
+        let unix = now as i64 + self.config.unix_offset;
+        match self
+            .inspector
+            .feed(slot, &self.policy.inspect, view, payload, unix)
+        {
+            Progress::More => Verdict::Forward,
+            Progress::Final => {
+                let r = self.inspector.take_report(slot, &self.policy.inspect);
+                self.inspector.release(slot);
+                let c = self.conns.get_mut(id);
+                c.insp = 0;
+                c.flags &= !FLAG_INSPECT;
+                self.stats.inspecting.set(self.inspector.in_use() as u64);
+                self.conclude(p, port, id, r.fired, r.meta, now)
+            }
+        }
+    }
+
+    /// A flow's inspection is over: report what it found and apply the strongest action.
+    fn conclude(
+        &mut self,
+        p: &Pending,
+        port: usize,
+        id: ConnId,
+        fired: Fired,
+        meta: Option<Box<TlsMeta>>,
+        now: u32,
+    ) -> Verdict {
+        let pol = &self.policy.inspect;
+        let c = self.conns.get(id);
+        let events = inspection_events(pol, &self.stats, c, fired, meta, now);
+        for ev in events {
+            self.emit(ev);
+        }
+        let verdict = self.policy.inspect.verdict(fired);
+        let c = self.conns.get_mut(id);
+        if verdict.is_some() {
+            c.flags |= FLAG_ALERTED;
+        }
+        match verdict {
+            Some((check, action)) if action.blocks() => {
+                c.flags |= FLAG_BLOCKED;
+                c.flags &= !FLAG_WATCH;
+                self.stats.checks_blocked[check.index()].inc();
+                if action == CheckAction::Reject && self.take_reject_token(now) {
+                    self.stats.drop_packet(DropReason::Inspection);
+                    if p.key.proto == 6 {
+                        Verdict::ResetBoth
+                    } else {
+                        Verdict::Reject
+                    }
+                } else {
+                    self.drop_at(DropReason::Inspection, p, port, now)
+                }
+            }
+            _ => Verdict::Forward,
         }
     }
 
@@ -701,9 +941,79 @@ impl Engine {
     }
 }
 
-/// `Conn::flags` bits: counted as half-open; allowed by an alert rule.
+/// `Conn::flags` bits: counted as half-open; allowed by an alert rule (or an inspection check
+/// alerted); in inspection; stopped by inspection; watching for a later upgrade to TLS.
 const FLAG_HALF_OPEN: u16 = 1;
 const FLAG_ALERTED: u16 = 2;
+const FLAG_INSPECT: u16 = 4;
+const FLAG_BLOCKED: u16 = 8;
+const FLAG_WATCH: u16 = 16;
+/// Flags that send a connection's packets to the slow path.
+const SLOW_FLAGS: u16 = FLAG_INSPECT | FLAG_BLOCKED | FLAG_WATCH;
+/// Packets of a cleartext flow during which a TLS upgrade (STARTTLS) is looked for.
+const WATCH_PACKETS: u64 = 32;
+
+/// Ends the inspection of a flow that goes away while still in it (a hello never answered):
+/// its slot is freed and what was found is reported.
+fn settle(
+    inspector: &mut Inspector,
+    pol: &InspectPolicy,
+    stats: &WorkerStats,
+    c: &Conn,
+    now: u32,
+) -> Vec<Event> {
+    let r = inspector.take_report(c.insp, pol);
+    inspector.release(c.insp);
+    stats.inspecting.set(inspector.in_use() as u64);
+    inspection_events(pol, stats, c, r.fired, r.meta, now)
+}
+
+/// The events of a flow's concluded inspection: its handshake (`tls`/`quic`) and one alert per
+/// fired check; counts them.
+fn inspection_events(
+    pol: &InspectPolicy,
+    stats: &WorkerStats,
+    c: &Conn,
+    fired: Fired,
+    meta: Option<Box<TlsMeta>>,
+    now: u32,
+) -> Vec<Event> {
+    let flow = FlowRef {
+        key: c.key,
+        initiator_is_lo: c.initiator_is_lo,
+        start: c.created,
+    };
+    let mut out = Vec::new();
+    let sni = meta
+        .as_ref()
+        .and_then(|m| m.client.as_ref())
+        .and_then(|ch| ch.sni_str());
+    if let Some(m) = meta {
+        if m.client.is_some() {
+            stats.client_hellos.inc();
+        }
+        if m.malformed {
+            stats.malformed_hellos.inc();
+        }
+        out.push(Event::Tls(Box::new(TlsRecord {
+            time: now,
+            flow,
+            meta: *m,
+        })));
+    }
+    for check in fired.iter() {
+        stats.checks_fired[check.index()].inc();
+        out.push(Event::Alert(Box::new(AlertRecord {
+            time: now,
+            flow,
+            check,
+            action: pol.action(check),
+            app_proto: AppProto::from_code(c.app_proto).map(AppProto::name),
+            sni: sni.clone(),
+        })));
+    }
+    out
+}
 
 fn flow_record(c: &Conn, end: u32, reason: FlowEnd) -> FlowRecord {
     FlowRecord {
@@ -722,6 +1032,7 @@ fn flow_record(c: &Conn, end: u32, reason: FlowEnd) -> FlowRecord {
         },
         reason,
         alerted: c.flags & FLAG_ALERTED != 0,
+        blocked: c.flags & FLAG_BLOCKED != 0,
         app_proto: AppProto::from_code(c.app_proto).map(AppProto::name),
     }
 }
@@ -1253,6 +1564,7 @@ mod tests {
                 dst_ports: vec![(23, 23)],
             }],
             blocklist: Default::default(),
+            inspect: Default::default(),
         }));
         let mut e = Engine::with_policy(
             EngineConfig {

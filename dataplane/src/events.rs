@@ -1,9 +1,14 @@
-//! Events a worker reports: connections that ended (`flow`) and, rate-limited, dropped packets
-//! (`drop`). Fixed-size records in a bounded lock-free queue per worker; the control thread
-//! drains and writes them. A worker never blocks on an event: a full queue loses it, counted.
+//! Events a worker reports: connections that ended (`flow`), rate-limited dropped packets
+//! (`drop`), what inspection read from a handshake (`tls`, `quic`) and the checks that fired
+//! (`alert`). Records in a bounded lock-free queue per worker; the control thread drains and
+//! writes them. A worker never blocks on an event: a full queue loses it, counted.
+//! Flow and drop records are fixed-size; a handshake's metadata travels boxed (it is built once
+//! per inspected handshake, off the established-flow path).
 
 use crate::flow::FlowKey;
 pub use crate::flow::Tuple;
+use crate::inspect::checks::{Check, CheckAction};
+use crate::inspect::session::TlsMeta;
 use crate::stats::DropReason;
 use crossbeam_queue::ArrayQueue;
 
@@ -33,6 +38,8 @@ pub struct FlowRecord {
     pub state: &'static str,
     pub reason: FlowEnd,
     pub alerted: bool,
+    /// An inspection check stopped it.
+    pub blocked: bool,
     /// What it carried ("tls", "http", ... "unknown"), `None` when no payload was seen.
     pub app_proto: Option<&'static str>,
 }
@@ -48,10 +55,48 @@ pub struct DropRecord {
     pub tuple: Option<Tuple>,
 }
 
+/// Which connection an inspection event is about: its key, which end opened it, and its start
+/// (with the key, the flow id).
 #[derive(Debug, Clone, Copy)]
+pub struct FlowRef {
+    pub key: FlowKey,
+    pub initiator_is_lo: bool,
+    pub start: u32,
+}
+
+impl FlowRef {
+    /// The tuple as the initiator sent it (src = client).
+    pub fn tuple(&self) -> Tuple {
+        self.key.directed(self.initiator_is_lo)
+    }
+}
+
+/// A TLS or QUIC handshake read by inspection.
+#[derive(Debug, Clone)]
+pub struct TlsRecord {
+    pub time: u32,
+    pub flow: FlowRef,
+    pub meta: TlsMeta,
+}
+
+/// An inspection check that fired on a flow (action alert, drop or reject).
+#[derive(Debug, Clone)]
+pub struct AlertRecord {
+    pub time: u32,
+    pub flow: FlowRef,
+    pub check: Check,
+    pub action: CheckAction,
+    pub app_proto: Option<&'static str>,
+    /// The SNI the client asked for, when a hello was read.
+    pub sni: Option<String>,
+}
+
+#[derive(Debug, Clone)]
 pub enum Event {
     Flow(FlowRecord),
     Drop(DropRecord),
+    Tls(Box<TlsRecord>),
+    Alert(Box<AlertRecord>),
 }
 
 /// One worker's queue of events.

@@ -30,7 +30,22 @@ fn fold(mut sum: u32) -> u16 {
 /// Writes the reply to the refused `frame` into `out`; returns its length, or `None` when the
 /// frame is neither TCP nor UDP (or is a RST, which is never answered).
 pub fn build_reject(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
+    build(frame, out, false)
+}
+
+/// Writes a TCP RST that continues the refused `frame` on its way: from its sender to its
+/// receiver, at the frame's own sequence number (exactly where the receiver expects it, since the
+/// frame itself never arrives). With `build_reject` for the sender, an inspection `reject` resets
+/// the connection at both ends. `None` unless the frame is TCP (and not itself a RST).
+pub fn build_reset_onward(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
+    build(frame, out, true)
+}
+
+fn build(frame: &[u8], out: &mut [u8; MAX_REPLY], onward: bool) -> Option<usize> {
     let p = parse_frame(frame).ok()?;
+    if onward && p.proto != 6 {
+        return None;
+    }
     let v6 = match p.l3 {
         L3::Ipv4 => false,
         L3::Ipv6 => true,
@@ -53,12 +68,19 @@ pub fn build_reject(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
     if multicast(&p.src) || multicast(&p.dst) {
         return None;
     }
-    // L2: the same tags, the MAC addresses swapped.
+    // L2: the same tags, the MAC addresses swapped for a reply.
     out[..l3].copy_from_slice(&frame[..l3]);
-    out[..6].copy_from_slice(&frame[6..12]);
-    out[6..12].copy_from_slice(&frame[..6]);
+    if !onward {
+        out[..6].copy_from_slice(&frame[6..12]);
+        out[6..12].copy_from_slice(&frame[..6]);
+    }
     let ip_len = if v6 { 40 } else { 20 };
-    let (src, dst) = (&p.dst, &p.src); // the reply goes back to the sender
+    // A reply goes back to the sender; an onward reset goes where the frame was going.
+    let (src, dst) = if onward {
+        (&p.src, &p.dst)
+    } else {
+        (&p.dst, &p.src)
+    };
     let addr_len = if v6 { 16 } else { 4 };
 
     // The L4 part first, then the IP header around it.
@@ -74,14 +96,27 @@ pub fn build_reject(frame: &[u8], out: &mut [u8; MAX_REPLY]) -> Option<usize> {
             let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
             let seg_len =
                 p.payload_len as u32 + (flags & 0x02 != 0) as u32 + (flags & 0x01 != 0) as u32;
-            let (rseq, rack, rflags) = if flags & 0x10 != 0 {
+            let (rseq, rack, rflags) = if onward {
+                // A SYN's sequence number is not yet in the receiver's window: one past it is.
+                let rseq = seq.wrapping_add((flags & 0x02 != 0) as u32);
+                if flags & 0x10 != 0 {
+                    (rseq, ack, 0x14u8)
+                } else {
+                    (rseq, 0, 0x04u8)
+                }
+            } else if flags & 0x10 != 0 {
                 (ack, 0, 0x04u8)
             } else {
                 (0, seq.wrapping_add(seg_len), 0x14u8)
             };
+            let (sport, dport) = if onward {
+                (p.src_port, p.dst_port)
+            } else {
+                (p.dst_port, p.src_port)
+            };
             let o = &mut out[l4_out..l4_out + 20];
-            o[0..2].copy_from_slice(&p.dst_port.to_be_bytes());
-            o[2..4].copy_from_slice(&p.src_port.to_be_bytes());
+            o[0..2].copy_from_slice(&sport.to_be_bytes());
+            o[2..4].copy_from_slice(&dport.to_be_bytes());
             o[4..8].copy_from_slice(&rseq.to_be_bytes());
             o[8..12].copy_from_slice(&rack.to_be_bytes());
             o[12] = 0x50;
@@ -203,6 +238,50 @@ mod tests {
             "acks the SYN"
         );
         verify_l4(r, false);
+    }
+
+    #[test]
+    fn a_data_segment_resets_both_ends() {
+        // Client 10.0.0.1:40000 -> 192.0.2.1:443, seq 0x2000, ack 0x9000, ACK|PSH, 3 bytes.
+        let seg = ipv4(
+            [10, 0, 0, 1],
+            [192, 0, 2, 1],
+            6,
+            &[
+                0x9c, 0x40, 0x01, 0xbb, 0, 0, 0x20, 0, 0, 0, 0x90, 0, 0x50, 0x18, 0xfa, 0xf0, 0, 0,
+                0, 0, 1, 2, 3,
+            ],
+        );
+        let mut out = [0u8; MAX_REPLY];
+        // Back to the client: from the server, at the sequence the client acknowledged.
+        let n = build_reject(&seg, &mut out).unwrap();
+        let p = parse_frame(&out[..n]).unwrap();
+        let t = &out[p.l4_offset as usize..n];
+        assert_eq!((p.src_port, p.dst_port, p.tcp_flags), (443, 40000, 0x04));
+        assert_eq!(u32::from_be_bytes([t[4], t[5], t[6], t[7]]), 0x9000);
+        verify_l4(&out[..n], false);
+        // Onward to the server: from the client, at the refused segment's own sequence.
+        let n = build_reset_onward(&seg, &mut out).unwrap();
+        let r = &out[..n];
+        let p = parse_frame(r).unwrap();
+        let t = &r[p.l4_offset as usize..];
+        assert_eq!(&r[..12], &seg[..12], "same MACs, same way");
+        assert_eq!(
+            (&p.src[..4], &p.dst[..4]),
+            (&[10, 0, 0, 1][..], &[192, 0, 2, 1][..])
+        );
+        assert_eq!((p.src_port, p.dst_port, p.tcp_flags), (40000, 443, 0x14));
+        assert_eq!(u32::from_be_bytes([t[4], t[5], t[6], t[7]]), 0x2000);
+        assert_eq!(u32::from_be_bytes([t[8], t[9], t[10], t[11]]), 0x9000);
+        verify_l4(r, false);
+        // Never onward for UDP.
+        let udp = ipv4(
+            [10, 0, 0, 1],
+            [192, 0, 2, 1],
+            17,
+            &[0, 53, 0, 53, 0, 8, 0, 0],
+        );
+        assert!(build_reset_onward(&udp, &mut out).is_none());
     }
 
     #[test]

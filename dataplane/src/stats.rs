@@ -75,10 +75,13 @@ pub enum DropReason {
     Blocklist,
     /// A new connection a rule drops or rejects (per-rule counts in `rule_hits`).
     Rule,
+    /// A packet of a flow that an inspection check stopped (TLS/QUIC/protocol checks; per-check
+    /// counts in `checks_blocked`).
+    Inspection,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::NonIp,
         DropReason::Fragment,
@@ -93,6 +96,7 @@ impl DropReason {
         DropReason::HalfOpenLimit,
         DropReason::Blocklist,
         DropReason::Rule,
+        DropReason::Inspection,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -117,6 +121,7 @@ impl DropReason {
             DropReason::HalfOpenLimit => "half_open_limit",
             DropReason::Blocklist => "blocklist",
             DropReason::Rule => "rule",
+            DropReason::Inspection => "inspection",
         }
     }
 }
@@ -165,6 +170,18 @@ pub struct WorkerStats {
     pub empty_polls: Counter,
     /// Times the adaptive idle mode slept.
     pub idle_sleeps: Counter,
+    /// Flows whose inspection began (first payload) and flows that found every inspection slot
+    /// taken (not inspected past their first packet).
+    pub inspected: Counter,
+    pub inspect_no_slot: Counter,
+    /// TLS ClientHellos read (TCP and QUIC) and hellos that did not parse.
+    pub client_hellos: Counter,
+    pub malformed_hellos: Counter,
+    /// Flows on which each inspection check fired (by `Check::index`), and those it stopped.
+    pub checks_fired: [Counter; crate::inspect::checks::CHECKS],
+    pub checks_blocked: [Counter; crate::inspect::checks::CHECKS],
+    /// Flows in inspection now (gauge).
+    pub inspecting: Counter,
 }
 
 /// One hit counter per rule of the current policy (by index).

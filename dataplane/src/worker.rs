@@ -9,7 +9,7 @@
 
 use crate::dpdk::{rdtsc, Burst, Mempool, Ring, RingConsumer, RxQueue, TxQueue, BURST_SIZE};
 use crate::engine::{Engine, Verdict};
-use crate::reject::{build_reject, MAX_REPLY};
+use crate::reject::{build_reject, build_reset_onward, MAX_REPLY};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
@@ -299,25 +299,44 @@ fn process_burst(
                 }
             }
             Verdict::Drop(_) => drop(m),
-            Verdict::Reject => {
-                // Rare: answer the sender through the port the frame came in on.
+            Verdict::Reject | Verdict::ResetBoth => {
+                // Rare: answer the sender through the port the frame came in on and, for a
+                // reset at both ends, tell the receiver through the port it was going to.
                 let mut reply = [0u8; MAX_REPLY];
                 let back = ports[i - 1];
                 if let Some(len) = build_reject(m.data(), &mut reply) {
-                    if let Some(r) = ctx.pool.alloc_from(&reply[..len]) {
-                        let b = &mut tx[back];
-                        b.burst.push(r);
-                        b.bytes += len as u64;
-                        engine.stats().rejects_sent.inc();
-                        if b.burst.is_full() {
-                            flush(txq, engine.stats(), b, back);
-                        }
+                    send_built(ctx, txq, engine.stats(), tx, back, &reply[..len]);
+                }
+                if v == Verdict::ResetBoth {
+                    if let Some(len) = build_reset_onward(m.data(), &mut reply) {
+                        send_built(ctx, txq, engine.stats(), tx, out, &reply[..len]);
                     }
                 }
                 drop(m);
             }
         }
     });
+}
+
+/// Queues a frame the worker built (a reject reply) on port `to`.
+#[cold]
+fn send_built(
+    ctx: &WorkerContext<'_>,
+    txq: &mut [TxQueue<'_>],
+    stats: &WorkerStats,
+    tx: &mut [TxBuffer; MAX_PORTS],
+    to: usize,
+    frame: &[u8],
+) {
+    if let Some(r) = ctx.pool.alloc_from(frame) {
+        let b = &mut tx[to];
+        b.burst.push(r);
+        b.bytes += frame.len() as u64;
+        stats.rejects_sent.inc();
+        if b.burst.is_full() {
+            flush(txq, stats, b, to);
+        }
+    }
 }
 
 /// Slow path: removes multi-segment frames from the burst, counting each as received and dropped

@@ -5,6 +5,7 @@ use control::config::Config;
 use control::offline::{self, OfflineOptions};
 use control::report::StatsSnapshot;
 use control::runtime;
+use dataplane::engine::{EngineConfig, Pickup};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -67,10 +68,18 @@ fn main() -> ExitCode {
     };
 
     if let Some(read) = &args.read {
+        // Built-in defaults for a capture: it may begin in the middle of connections, so they
+        // are adopted (loose pickup) and inspected rather than dropped as `no_state`.
         let engine = cfg
             .as_ref()
             .map(|c| c.engine_config(false))
-            .unwrap_or_default();
+            .unwrap_or_else(|| EngineConfig {
+                tcp_pickup: Pickup {
+                    inside: true,
+                    outside: true,
+                },
+                ..EngineConfig::default()
+            });
         let workers = args
             .workers
             .or_else(|| cfg.as_ref().map(|c| c.dataplane.worker_cores.len()))

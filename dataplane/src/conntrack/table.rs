@@ -80,6 +80,8 @@ pub struct Conn {
     pub app_proto: u8,
     /// Per-connection flags owned by the layers above (verdict, zone, inspection state).
     pub flags: u16,
+    /// The connection's inspection slot while its handshake is inspected (0: none).
+    pub insp: u16,
     pub tcp: TcpTracker,
     /// Packets and bytes from the initiator (`orig`) and from the responder (`reply`).
     pub packets: [u64; 2],
@@ -175,6 +177,7 @@ impl ConnTable {
             simple: SimpleState::New,
             app_proto: 0,
             flags: 0,
+            insp: 0,
             tcp: TcpTracker::default_for_other(),
             packets: [0; 2],
             bytes: [0; 2],
@@ -316,6 +319,7 @@ impl ConnTable {
             simple: SimpleState::New,
             app_proto: 0,
             flags: 0,
+            insp: 0,
             tcp,
             packets: [0; 2],
             bytes: [0; 2],

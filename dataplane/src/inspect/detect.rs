@@ -54,6 +54,11 @@ impl AppProto {
             .and_then(|i| Self::ALL.get(i as usize).copied())
     }
 
+    /// The protocol of a `name` (as `name` writes it).
+    pub fn from_name(s: &str) -> Option<AppProto> {
+        Self::ALL.iter().copied().find(|p| p.name() == s)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             AppProto::Tls => "tls",

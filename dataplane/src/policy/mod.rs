@@ -96,6 +96,8 @@ pub enum Decision {
 pub struct Policy {
     pub rules: Vec<Rule>,
     pub blocklist: PrefixSet,
+    /// What inspection checks on a flow's payload (protocol, TLS and QUIC handshakes).
+    pub inspect: crate::inspect::checks::InspectPolicy,
 }
 
 impl Policy {
@@ -175,6 +177,7 @@ mod tests {
                 },
             ],
             blocklist: PrefixSet::new(&["203.0.113.0/24".parse().unwrap()]),
+            inspect: Default::default(),
         }
     }
 
