@@ -2,6 +2,7 @@
 //! socket (`portcullisctl stats --json`) and the human-readable table. Built by the control thread
 //! from the workers' single-writer counters; never touched by a worker.
 
+use dataplane::inspect::checks::Check;
 use dataplane::parse::ParseError;
 use dataplane::stats::{DropReason, WorkerStats};
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,29 @@ pub struct StatsSnapshot {
     pub drop_events_suppressed: u64,
     pub fragments: u64,
     pub non_ip: u64,
+    /// Payload inspection: flows, hellos, and each check that fired (only non-zero ones).
+    #[serde(default)]
+    pub inspection: InspectionSnapshot,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InspectionSnapshot {
+    /// Flows whose first payload was inspected.
+    pub flows: u64,
+    /// Flows in inspection now (gauge).
+    pub in_progress: u64,
+    /// Flows not inspected past their first packet: every slot was taken.
+    pub no_slot: u64,
+    pub client_hellos: u64,
+    pub malformed_hellos: u64,
+    /// Check name -> flows it fired on and flows it stopped.
+    pub checks: BTreeMap<String, CheckHits>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckHits {
+    pub fired: u64,
+    pub blocked: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -136,6 +160,23 @@ impl StatsSnapshot {
             s.drop_events_suppressed += w.drop_events_suppressed.get();
             s.fragments += w.fragments.get();
             s.non_ip += w.non_ip.get();
+            let ins = &mut s.inspection;
+            ins.flows += w.inspected.get();
+            ins.in_progress += w.inspecting.get();
+            ins.no_slot += w.inspect_no_slot.get();
+            ins.client_hellos += w.client_hellos.get();
+            ins.malformed_hellos += w.malformed_hellos.get();
+            for c in Check::ALL {
+                let (f, b) = (
+                    w.checks_fired[c.index()].get(),
+                    w.checks_blocked[c.index()].get(),
+                );
+                if f + b > 0 {
+                    let e = ins.checks.entry(c.name().to_string()).or_default();
+                    e.fired += f;
+                    e.blocked += b;
+                }
+            }
             s.workers.push(WorkerSnapshot {
                 index: i,
                 core: *core,
@@ -250,6 +291,18 @@ impl StatsSnapshot {
                 "   alerts {}   rejects sent {} (over the limit, dropped: {})",
                 self.alerts, self.rejects_sent, self.rejects_suppressed
             );
+        }
+        let ins = &self.inspection;
+        if ins.flows > 0 {
+            let _ = write!(
+                o,
+                "inspection: flows {} (in progress {}, no slot {})   hellos {} (malformed {})",
+                ins.flows, ins.in_progress, ins.no_slot, ins.client_hellos, ins.malformed_hellos
+            );
+            for (name, h) in &ins.checks {
+                let _ = write!(o, "   {name} {}/{}", h.fired, h.blocked);
+            }
+            let _ = writeln!(o);
         }
         if self.events_lost + self.drop_events_suppressed > 0 {
             let _ = writeln!(

@@ -56,11 +56,18 @@ echo "forwarded capture identical; $flows1 flows with 1 and 2 workers"
 "$BIN/portcullisd" --read "$IN" --events "$WORK/eve.json" >/dev/null
 python3 - "$WORK/eve.json" <<'PY' || fail "app_proto in flow events"
 import json, sys
-flows = [json.loads(l) for l in open(sys.argv[1])]
+events = [json.loads(l) for l in open(sys.argv[1])]
+flows = [e for e in events if e["event_type"] == "flow"]
 got = sorted((f["proto"], f["dest_port"], f.get("app_proto")) for f in flows if f["proto"] in ("TCP", "UDP"))
 want = sorted([("TCP", 443, "tls")] * 3 + [("TCP", 22, "ssh"), ("UDP", 7, "unknown")])
 assert got == want, got
 print("app_proto:", got)
+# Each TLS connection has its handshake in a tls event with the same flow_id.
+tls = [e for e in events if e["event_type"] == "tls"]
+assert len(tls) == 3 and all(len(t["tls"]["ja4"]) == 36 for t in tls), tls
+ids = {f["flow_id"] for f in flows}
+assert all(t["flow_id"] in ids for t in tls), "tls events' flow_id must name a flow"
+print("tls:", [(t["tls"].get("sni"), t["tls"]["ja4"]) for t in tls])
 PY
 
 echo "--- --check-config"
