@@ -6,9 +6,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RELEASE_BIN := target/release
 
-# System packages: DPDK 22.11 and its build needs; real clients/servers for the end-to-end tests.
+# System packages: DPDK 22.11 and its build needs; real clients/servers for the end-to-end tests;
+# nDPI's ndpiReader, the baseline of perf/bench-inspect.sh.
 DEPS_BUILD := dpdk dpdk-dev libdpdk-dev pkg-config libclang-dev clang libpcap-dev
-DEPS_TEST  := nginx-light curl openssl openssh-client iproute2 ethtool iputils-ping tcpdump procps python3 python3-scapy socat
+DEPS_TEST  := nginx-light curl openssl openssh-client iproute2 ethtool iputils-ping tcpdump procps python3 python3-scapy socat libndpi-bin
 
 .PHONY: all deps build demo test lint unit e2e bench fuzz clean
 
@@ -49,9 +50,15 @@ test: lint unit e2e
 bench: build
 	perf/bench-forward.sh
 	perf/bench-conntrack.sh
+	perf/bench-inspect.sh
 
+# Every fuzz target in turn (FUZZ_TARGETS to pick), FUZZ_SECONDS each; seeds for the inspection
+# targets come from the real captures of ../shared/corpus.
+FUZZ_TARGETS ?= parse_frame tls_hello quic_initial detect
 fuzz:
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_frame -- -max_total_time=$${FUZZ_SECONDS:-600}
+	/usr/bin/python3 fuzz/seeds.py
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$${FUZZ_SECONDS:-600} || exit 1; done
 
 clean:
 	$(CARGO) clean

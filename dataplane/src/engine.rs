@@ -244,9 +244,10 @@ impl Engine {
         // Flows still in inspection report what was found so far (a hello without an answer).
         let mut settled = Vec::new();
         let (inspector, policy, stats) = (&mut self.inspector, &self.policy, &self.stats);
+        let want = self.events.is_some();
         self.conns.for_each_live(|c| {
             if c.insp != 0 {
-                settled.extend(settle(inspector, &policy.inspect, stats, c, now));
+                settled.extend(settle(inspector, &policy.inspect, stats, c, now, want));
             }
         });
         let Some(q) = &self.events else { return };
@@ -316,9 +317,10 @@ impl Engine {
         );
         let (events, stats) = (&self.events, &self.stats);
         let (inspector, policy) = (&mut self.inspector, &self.policy);
+        let want = events.is_some();
         let n = self.conns.expire(now, EXPIRE_BUDGET, |c| {
             let mut evs = if c.insp != 0 {
-                settle(inspector, &policy.inspect, stats, c, c.last_seen)
+                settle(inspector, &policy.inspect, stats, c, c.last_seen, want)
             } else {
                 Vec::new()
             };
@@ -575,6 +577,7 @@ impl Engine {
                             &self.stats,
                             c,
                             now,
+                            self.events.is_some(),
                         );
                         c.insp = 0;
                         for ev in evs {
@@ -867,7 +870,8 @@ impl Engine {
     ) -> Verdict {
         let pol = &self.policy.inspect;
         let c = self.conns.get(id);
-        let events = inspection_events(pol, &self.stats, c, fired, meta, now);
+        let want = self.events.is_some();
+        let events = inspection_events(pol, &self.stats, c, fired, meta, now, want);
         for ev in events {
             self.emit(ev);
         }
@@ -961,11 +965,12 @@ fn settle(
     stats: &WorkerStats,
     c: &Conn,
     now: u32,
+    want: bool,
 ) -> Vec<Event> {
     let r = inspector.take_report(c.insp, pol);
     inspector.release(c.insp);
     stats.inspecting.set(inspector.in_use() as u64);
-    inspection_events(pol, stats, c, r.fired, r.meta, now)
+    inspection_events(pol, stats, c, r.fired, r.meta, now, want)
 }
 
 /// The events of a flow's concluded inspection: its handshake (`tls`/`quic`) and one alert per
@@ -977,6 +982,7 @@ fn inspection_events(
     fired: Fired,
     meta: Option<Box<TlsMeta>>,
     now: u32,
+    want: bool,
 ) -> Vec<Event> {
     let flow = FlowRef {
         key: c.key,
@@ -984,6 +990,21 @@ fn inspection_events(
         start: c.created,
     };
     let mut out = Vec::new();
+    if !want {
+        // Nobody reads events: count, build nothing.
+        if let Some(m) = &meta {
+            if m.client.is_some() {
+                stats.client_hellos.inc();
+            }
+            if m.malformed {
+                stats.malformed_hellos.inc();
+            }
+        }
+        for check in fired.iter() {
+            stats.checks_fired[check.index()].inc();
+        }
+        return out;
+    }
     let sni = meta
         .as_ref()
         .and_then(|m| m.client.as_ref())
