@@ -1241,7 +1241,7 @@ mod tests {
 
     #[test]
     fn shipped_configs_are_valid() {
-        for f in ["portcullis.toml", "demo.toml"] {
+        for f in ["portcullis.toml", "demo.toml", "inspect-example.toml"] {
             let p = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../configs")
                 .join(f);
