@@ -367,6 +367,10 @@ pub struct InspectSection {
     /// Packets after which a flow leaves inspection with what was found.
     #[serde(default = "d_inspect_packets")]
     pub max_packets: u16,
+    /// Seconds after which a flow leaves inspection with what was found (a hello never
+    /// answered must not hold a slot).
+    #[serde(default = "d_handshake_timeout")]
+    pub handshake_timeout: u32,
 }
 
 fn d_true() -> bool {
@@ -383,6 +387,9 @@ fn d_handshake_bytes() -> usize {
 }
 fn d_inspect_packets() -> u16 {
     InspectLimits::default().max_packets
+}
+fn d_handshake_timeout() -> u32 {
+    InspectLimits::default().max_seconds
 }
 
 impl Default for InspectSection {
@@ -402,6 +409,7 @@ impl Default for InspectSection {
             flows_in_inspection: d_inspect_flows(),
             max_handshake_bytes: d_handshake_bytes(),
             max_packets: d_inspect_packets(),
+            handshake_timeout: d_handshake_timeout(),
         }
     }
 }
@@ -667,6 +675,7 @@ impl Config {
                 slots: self.inspect.flows_in_inspection,
                 max_bytes: self.inspect.max_handshake_bytes,
                 max_packets: self.inspect.max_packets,
+                max_seconds: self.inspect.handshake_timeout,
             },
             unix_offset: 0,
         }
@@ -869,6 +878,12 @@ impl Config {
             return Err(err(
                 "inspect.max_handshake_bytes".into(),
                 "must be between 2048 and 1048576".into(),
+            ));
+        }
+        if i.handshake_timeout == 0 {
+            return Err(err(
+                "inspect.handshake_timeout".into(),
+                "must be at least 1 second".into(),
             ));
         }
         if i.max_packets < 2 {

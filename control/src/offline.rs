@@ -152,12 +152,20 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
             std::thread::Builder::new()
                 .name(format!("worker{w}"))
                 .spawn_scoped(scope, move || {
+                    // Counted as done however the worker ends (a panic too): the event writer
+                    // waits for every worker, and must not wait for one that is gone.
+                    struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+                    impl Drop for Done<'_> {
+                        fn drop(&mut self) {
+                            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                    let _done = Done(done);
                     let mut engine = Engine::with_policy(cfg, st, slot);
                     if let Some(q) = queue {
                         engine = engine.with_events(q);
                     }
                     worker(rx, engine, writing, free_tx, free_rx, out_tx);
-                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 })
                 .expect("spawning worker");
         }

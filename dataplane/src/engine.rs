@@ -16,7 +16,7 @@ use crate::events::{
     AlertRecord, DropRecord, Event, EventQueue, FlowEnd, FlowRecord, FlowRef, TlsRecord,
 };
 use crate::flow::FlowKey;
-use crate::inspect::checks::{CheckAction, Fired, InspectPolicy};
+use crate::inspect::checks::{Check, CheckAction, Fired, InspectPolicy};
 use crate::inspect::detect::{detect_tcp, detect_udp, AppProto};
 use crate::inspect::session::{InspectLimits, Inspector, PacketView, Progress, TlsMeta};
 use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
@@ -247,7 +247,7 @@ impl Engine {
         let want = self.events.is_some();
         self.conns.for_each_live(|c| {
             if c.insp != 0 {
-                settled.extend(settle(inspector, &policy.inspect, stats, c, now, want));
+                settled.extend(settle(inspector, &policy.inspect, stats, c, now, want).0);
             }
         });
         let Some(q) = &self.events else { return };
@@ -310,6 +310,9 @@ impl Engine {
     /// second changes, and again while it returns `true` (work left over the budget).
     #[inline]
     pub fn expire(&mut self, now: u32) -> bool {
+        if self.inspector.in_use() > 0 {
+            self.sweep_inspection(now);
+        }
         let (ho, by_source, seed) = (
             &mut self.half_open,
             &mut self.half_open_by_source,
@@ -320,7 +323,7 @@ impl Engine {
         let want = events.is_some();
         let n = self.conns.expire(now, EXPIRE_BUDGET, |c| {
             let mut evs = if c.insp != 0 {
-                settle(inspector, &policy.inspect, stats, c, c.last_seen, want)
+                settle(inspector, &policy.inspect, stats, c, c.last_seen, want).0
             } else {
                 Vec::new()
             };
@@ -578,7 +581,8 @@ impl Engine {
                             c,
                             now,
                             self.events.is_some(),
-                        );
+                        )
+                        .0;
                         c.insp = 0;
                         for ev in evs {
                             self.emit(ev);
@@ -771,13 +775,13 @@ impl Engine {
             let hello = from_initiator
                 && ((proto == AppProto::Tls && !udp) || (proto == AppProto::Quic && udp));
             if hello && !blocked {
-                if let Some(slot) = self.inspector.start(proto, fired) {
+                if let Some(slot) = self.inspector.start(proto, fired, id.index(), now) {
                     c.insp = slot;
                     c.flags |= FLAG_INSPECT;
                     self.stats.inspecting.set(self.inspector.in_use() as u64);
                     return self.feed(frame, p, port, id, from_initiator, seq, now);
                 }
-                self.stats.inspect_no_slot.inc();
+                overloaded(&self.stats, pol, &mut fired);
             }
             // Server-first protocols and the unknown may turn to TLS later (STARTTLS, RDP).
             if !udp
@@ -802,18 +806,68 @@ impl Engine {
                 if !pol.enabled {
                     return Verdict::Forward;
                 }
-                if let Some(slot) = self.inspector.start(AppProto::Tls, Fired::default()) {
+                if let Some(slot) =
+                    self.inspector
+                        .start(AppProto::Tls, Fired::default(), id.index(), now)
+                {
                     c.insp = slot;
                     c.flags |= FLAG_INSPECT;
                     self.stats.inspecting.set(self.inspector.in_use() as u64);
                     return self.feed(frame, p, port, id, from_initiator, seq, now);
                 }
-                self.stats.inspect_no_slot.inc();
+                let mut fired = Fired::default();
+                overloaded(&self.stats, pol, &mut fired);
+                return self.conclude(p, port, id, fired, None, now);
             } else if seen >= WATCH_PACKETS {
                 c.flags &= !FLAG_WATCH;
             }
         }
         Verdict::Forward
+    }
+
+    /// Concludes the flows whose handshake has been in inspection too long (an unanswered
+    /// hello): what was found is reported, a blocking verdict applies, the slot is freed.
+    fn sweep_inspection(&mut self, now: u32) {
+        let mut stale = [(0u16, 0u32); 64];
+        let mut n = 0;
+        self.inspector.sweep(now, |slot, conn| {
+            if n < stale.len() {
+                stale[n] = (slot, conn);
+                n += 1;
+            }
+        });
+        let want = self.events.is_some();
+        for &(slot, conn) in &stale[..n] {
+            let id = ConnId::from_index(conn);
+            let c = self.conns.get(id);
+            if !(c.is_live() && c.insp == slot) {
+                self.inspector.release(slot);
+                continue;
+            }
+            let (evs, fired) = settle(
+                &mut self.inspector,
+                &self.policy.inspect,
+                &self.stats,
+                c,
+                now,
+                want,
+            );
+            for ev in evs {
+                self.emit(ev);
+            }
+            let blocks = self.policy.inspect.verdict(fired);
+            let c = self.conns.get_mut(id);
+            c.insp = 0;
+            c.flags &= !FLAG_INSPECT;
+            if blocks.is_some() {
+                c.flags |= FLAG_ALERTED;
+            }
+            if let Some((check, action)) = blocks.filter(|(_, a)| a.blocks()) {
+                let _ = action;
+                c.flags |= FLAG_BLOCKED;
+                self.stats.checks_blocked[check.index()].inc();
+            }
+        }
     }
 
     /// Feeds a packet to the flow's inspection; concludes when the verdict is final.
@@ -957,6 +1011,16 @@ const SLOW_FLAGS: u16 = FLAG_INSPECT | FLAG_BLOCKED | FLAG_WATCH;
 /// Packets of a cleartext flow during which a TLS upgrade (STARTTLS) is looked for.
 const WATCH_PACKETS: u64 = 32;
 
+/// No inspection slot was free for a flow: counted, and the `inspection_overload` check fires
+/// (its action says whether inspection fails open or closed).
+#[cold]
+fn overloaded(stats: &WorkerStats, pol: &InspectPolicy, fired: &mut Fired) {
+    stats.inspect_no_slot.inc();
+    if pol.action(Check::InspectionOverload) != CheckAction::Allow {
+        fired.set(Check::InspectionOverload);
+    }
+}
+
 /// Ends the inspection of a flow that goes away while still in it (a hello never answered):
 /// its slot is freed and what was found is reported.
 fn settle(
@@ -966,11 +1030,14 @@ fn settle(
     c: &Conn,
     now: u32,
     want: bool,
-) -> Vec<Event> {
+) -> (Vec<Event>, Fired) {
     let r = inspector.take_report(c.insp, pol);
     inspector.release(c.insp);
     stats.inspecting.set(inspector.in_use() as u64);
-    inspection_events(pol, stats, c, r.fired, r.meta, now, want)
+    (
+        inspection_events(pol, stats, c, r.fired, r.meta, now, want),
+        r.fired,
+    )
 }
 
 /// The events of a flow's concluded inspection: its handshake (`tls`/`quic`) and one alert per

@@ -28,8 +28,9 @@ fuzz_target!(|data: &[u8]| {
         slots: 1,
         max_bytes: 4096,
         max_packets: 8,
+        max_seconds: 10,
     });
-    if let Some(slot) = ins.start(AppProto::Quic, Fired::default()) {
+    if let Some(slot) = ins.start(AppProto::Quic, Fired::default(), 0, 0) {
         for from_client in [true, true, false] {
             let v = PacketView {
                 udp: true,

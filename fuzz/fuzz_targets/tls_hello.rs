@@ -61,8 +61,9 @@ fuzz_target!(|data: &[u8]| {
         slots: 2,
         max_bytes: 4096,
         max_packets: 64,
+        max_seconds: 10,
     });
-    let Some(slot) = ins.start(AppProto::Tls, Fired::default()) else {
+    let Some(slot) = ins.start(AppProto::Tls, Fired::default(), 0, 0) else {
         return;
     };
     let piece = ((ctl & 7) as usize + 1) * 29;

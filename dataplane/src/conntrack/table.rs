@@ -137,6 +137,18 @@ impl Conn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnId(u32);
 
+impl ConnId {
+    /// The entry's index, for back references from per-connection side tables.
+    pub fn index(self) -> u32 {
+        self.0
+    }
+
+    /// The id of entry `i` (from `index`). The caller checks that it still names its connection.
+    pub fn from_index(i: u32) -> ConnId {
+        ConnId(i)
+    }
+}
+
 /// The table refused a new connection: it is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableFull;

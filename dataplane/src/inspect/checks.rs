@@ -74,9 +74,14 @@ pub enum Check {
     EchPresent,
     /// QUIC itself: blocking it makes browsers fall back to TCP, where the handshake can be read.
     QuicBlocked,
+    /// Every inspection slot of the worker was taken: the flow could not be inspected (a flood
+    /// of handshakes that never finish). `drop` makes inspection fail closed.
+    InspectionOverload,
 }
 
-pub const CHECKS: usize = 16;
+pub const CHECKS: usize = 17;
+// `Fired` holds one bit per check.
+const _: () = assert!(CHECKS <= 32);
 
 impl Check {
     pub const ALL: [Check; CHECKS] = [
@@ -96,6 +101,7 @@ impl Check {
         Check::CertSelfSigned,
         Check::EchPresent,
         Check::QuicBlocked,
+        Check::InspectionOverload,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +122,7 @@ impl Check {
             Check::CertSelfSigned => "cert_self_signed",
             Check::EchPresent => "ech_present",
             Check::QuicBlocked => "quic_blocked",
+            Check::InspectionOverload => "inspection_overload",
         }
     }
 
@@ -262,7 +269,7 @@ impl Default for InspectPolicy {
 
 /// The checks that fired on a flow, as a bitmap by `Check::index`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Fired(pub u16);
+pub struct Fired(pub u32);
 
 impl Fired {
     pub fn set(&mut self, c: Check) {

@@ -26,6 +26,9 @@ pub struct InspectLimits {
     pub max_bytes: usize,
     /// Packets (both directions) after which a flow leaves inspection with what was found.
     pub max_packets: u16,
+    /// Seconds a flow may stay in inspection: a hello never answered must not hold a slot (and
+    /// so many such flows must not starve inspection of others).
+    pub max_seconds: u32,
 }
 
 impl Default for InspectLimits {
@@ -34,6 +37,7 @@ impl Default for InspectLimits {
             slots: 4096,
             max_bytes: 16_384,
             max_packets: 24,
+            max_seconds: 10,
         }
     }
 }
@@ -193,6 +197,9 @@ enum Kind {
 #[derive(Debug, Default)]
 struct Slot {
     in_use: bool,
+    /// The connection (table index) inspected here, and when it started.
+    conn: u32,
+    started: u32,
     kind: Kind,
     streams: [Stream; 2],
     client_done: bool,
@@ -243,11 +250,13 @@ impl Inspector {
 
     /// Starts inspecting a flow whose first payload was `proto` (with the checks that already
     /// fired on it); returns its slot number (never 0), or `None` when all slots are taken.
-    pub fn start(&mut self, proto: AppProto, fired: Fired) -> Option<u16> {
+    pub fn start(&mut self, proto: AppProto, fired: Fired, conn: u32, now: u32) -> Option<u16> {
         let id = self.free.pop()?;
         let s = &mut self.slots[id as usize - 1];
         *s = Slot {
             in_use: true,
+            conn,
+            started: now,
             kind: if proto == AppProto::Quic {
                 Kind::Quic
             } else {
@@ -258,6 +267,25 @@ impl Inspector {
         };
         s.meta.quic = proto == AppProto::Quic;
         Some(id)
+    }
+
+    /// Calls `f(slot, conn)` for every flow in inspection for longer than `max_seconds` at
+    /// `now`; the caller concludes it (`take_report`, `release`). Once a second: a scan of the
+    /// slots, a few microseconds.
+    pub fn sweep(&self, now: u32, mut f: impl FnMut(u16, u32)) {
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.in_use && now.wrapping_sub(s.started) >= self.limits.max_seconds {
+                f(i as u16 + 1, s.conn);
+            }
+        }
+    }
+
+    /// The connection a slot inspects.
+    pub fn conn_of(&self, id: u16) -> Option<u32> {
+        self.slots
+            .get((id as usize).wrapping_sub(1))
+            .filter(|s| s.in_use)
+            .map(|s| s.conn)
     }
 
     /// Frees a slot (the flow's verdict is final, or the flow ended).
@@ -379,6 +407,12 @@ fn client_progress(slot: &mut Slot, buf: &[u8], scratch: &mut [u8], policy: &Ins
             Err(_) => malformed(slot, policy),
         },
         Some(_) => malformed(slot, policy),
+        // Application data or an alert first: a connection picked up in mid-stream (after a
+        // restart or a failover), whose hello was never seen. Nothing to read, nothing wrong.
+        None if g.ended && g.len == 0 => {
+            slot.client_done = true;
+            slot.server_done = true;
+        }
         None if g.not_tls || g.ended || g.full || st.overflow => malformed(slot, policy),
         None => {}
     }
@@ -574,14 +608,55 @@ mod tests {
             slots: 2,
             max_bytes: 2048,
             max_packets: 8,
+            max_seconds: 10,
         });
-        let a = ins.start(AppProto::Tls, Fired::default()).unwrap();
-        let b = ins.start(AppProto::Tls, Fired::default()).unwrap();
-        assert!(ins.start(AppProto::Tls, Fired::default()).is_none());
+        let a = ins.start(AppProto::Tls, Fired::default(), 0, 0).unwrap();
+        let b = ins.start(AppProto::Tls, Fired::default(), 0, 0).unwrap();
+        assert!(ins.start(AppProto::Tls, Fired::default(), 0, 0).is_none());
         ins.release(a);
         ins.release(a); // twice: harmless
         assert_eq!(ins.in_use(), 1);
-        assert!(ins.start(AppProto::Tls, Fired::default()).is_some());
+        assert!(ins.start(AppProto::Tls, Fired::default(), 0, 0).is_some());
         ins.release(b);
+    }
+
+    #[test]
+    fn stale_flows_are_swept() {
+        let mut ins = Inspector::new(InspectLimits {
+            slots: 4,
+            max_bytes: 2048,
+            max_packets: 8,
+            max_seconds: 10,
+        });
+        let a = ins.start(AppProto::Tls, Fired::default(), 7, 100).unwrap();
+        let b = ins.start(AppProto::Tls, Fired::default(), 9, 105).unwrap();
+        let mut due = Vec::new();
+        ins.sweep(109, |s, c| due.push((s, c)));
+        assert!(due.is_empty());
+        ins.sweep(110, |s, c| due.push((s, c)));
+        assert_eq!(due, vec![(a, 7)]);
+        assert_eq!(ins.conn_of(b), Some(9));
+        ins.release(a);
+        assert_eq!(ins.conn_of(a), None);
+    }
+
+    #[test]
+    fn mid_stream_application_data_is_no_hello() {
+        let mut ins = Inspector::new(InspectLimits::default());
+        let p = InspectPolicy::default();
+        let s = ins.start(AppProto::Tls, Fired::default(), 1, 0).unwrap();
+        let v = PacketView {
+            udp: false,
+            from_client: true,
+            seq: 5000,
+            server_port: 443,
+        };
+        assert_eq!(
+            ins.feed(s, &p, v, &[23, 3, 3, 0, 2, 0xaa, 0xbb], 0),
+            Progress::Final
+        );
+        let r = ins.take_report(s, &p);
+        assert_eq!(r.fired, Fired::default());
+        assert!(r.meta.is_none());
     }
 }
