@@ -607,9 +607,10 @@ impl Engine {
                 None => {}
             }
             let c = self.conns.get_mut(id);
-            if c.flags & SLOW_FLAGS != 0
-                || (c.app_proto == 0 && p.payload_len > 0 && matches!(p.key.proto, 6 | 17))
-            {
+            // One branch for the fast path: no flag that asks for the slow path, and not the
+            // first payload (`inspect_packet` passes payloads other than TCP's and UDP's).
+            let first_payload = (c.app_proto == 0) & (p.payload_len > 0);
+            if (c.flags & SLOW_FLAGS) | first_payload as u8 != 0 {
                 let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, now);
                 if v == Verdict::Forward {
                     self.conns.get_mut(id).count(from_initiator, len, now);
@@ -1001,13 +1002,13 @@ impl Engine {
 
 /// `Conn::flags` bits: counted as half-open; allowed by an alert rule (or an inspection check
 /// alerted); in inspection; stopped by inspection; watching for a later upgrade to TLS.
-const FLAG_HALF_OPEN: u16 = 1;
-const FLAG_ALERTED: u16 = 2;
-const FLAG_INSPECT: u16 = 4;
-const FLAG_BLOCKED: u16 = 8;
-const FLAG_WATCH: u16 = 16;
+const FLAG_HALF_OPEN: u8 = 1;
+const FLAG_ALERTED: u8 = 2;
+const FLAG_INSPECT: u8 = 4;
+const FLAG_BLOCKED: u8 = 8;
+const FLAG_WATCH: u8 = 16;
 /// Flags that send a connection's packets to the slow path.
-const SLOW_FLAGS: u16 = FLAG_INSPECT | FLAG_BLOCKED | FLAG_WATCH;
+const SLOW_FLAGS: u8 = FLAG_INSPECT | FLAG_BLOCKED | FLAG_WATCH;
 /// Packets of a cleartext flow during which a TLS upgrade (STARTTLS) is looked for.
 const WATCH_PACKETS: u64 = 32;
 

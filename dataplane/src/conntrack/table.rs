@@ -79,7 +79,7 @@ pub struct Conn {
     /// What the connection carries (`inspect::detect::AppProto::code`), 0 until a payload.
     pub app_proto: u8,
     /// Per-connection flags owned by the layers above (verdict, zone, inspection state).
-    pub flags: u16,
+    pub flags: u8,
     /// The connection's inspection slot while its handshake is inspected (0: none).
     pub insp: u16,
     pub tcp: TcpTracker,
