@@ -775,7 +775,8 @@ impl Engine {
             let blocked = pol.verdict(fired).is_some_and(|(_, a)| a.blocks());
             let hello = from_initiator
                 && ((proto == AppProto::Tls && !udp) || (proto == AppProto::Quic && udp));
-            if hello && !blocked {
+            // A blocked QUIC flow is still read (its packets dropped) until its hello is.
+            if hello && (!blocked || proto == AppProto::Quic) {
                 if let Some(slot) = self.inspector.start(proto, fired, id.index(), now) {
                     c.insp = slot;
                     c.flags |= FLAG_INSPECT;
@@ -900,6 +901,9 @@ impl Engine {
             .inspector
             .feed(slot, &self.policy.inspect, view, payload, unix)
         {
+            Progress::More if self.inspector.blocks(slot, &self.policy.inspect) => {
+                self.drop_at(DropReason::Inspection, p, port, now)
+            }
             Progress::More => Verdict::Forward,
             Progress::Final => {
                 let r = self.inspector.take_report(slot, &self.policy.inspect);

@@ -59,7 +59,8 @@ echo "blocklist drops: $before -> $after"
 [ "$after" -ge $((before + 3)) ] || fail "listed traffic not counted as blocklist"
 
 log "reload: new connections blocked, the running download continues"
-ip netns exec $NS_CL curl -sS --fail --limit-rate 1M --max-time 60 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
+# 6 MB at 500 KB/s: 12 s, long enough for the reload even on a loaded machine.
+ip netns exec $NS_CL curl -sS --fail --limit-rate 500K --max-time 90 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
 CURL=$!
 sleep 1.5
 echo "10.99.0.2/32" >> "$WORK/block.txt"

@@ -269,6 +269,13 @@ impl Inspector {
         Some(id)
     }
 
+    /// Whether what a slot's flow revealed so far already stops it.
+    pub fn blocks(&self, id: u16, policy: &InspectPolicy) -> bool {
+        self.slots
+            .get((id as usize).wrapping_sub(1))
+            .is_some_and(|s| policy.verdict(s.fired).is_some_and(|(_, a)| a.blocks()))
+    }
+
     /// Calls `f(slot, conn)` for every flow in inspection for longer than `max_seconds` at
     /// `now`; the caller concludes it (`take_report`, `release`). Once a second: a scan of the
     /// slots, a few microseconds.
@@ -370,7 +377,10 @@ impl Inspector {
             }
         }
         let blocked = policy.verdict(slot.fired).is_some_and(|(_, a)| a.blocks());
-        if blocked
+        // A QUIC flow blocked from its first packet (quic_blocked) stays in inspection until its
+        // hello is read, so that the event names what was refused; the engine drops its packets
+        // meanwhile (`blocks`).
+        if (blocked && (slot.kind != Kind::Quic || slot.client_done))
             || (slot.client_done && slot.server_done)
             || slot.packets >= self.limits.max_packets
         {
