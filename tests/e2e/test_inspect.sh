@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Inspection on every port, with real clients and servers through the appliance:
 # - TLS to 443 passes and is logged (a tls event with SNI, JA3, JA4);
-# - TLS to an odd port (9001) raises tls_unexpected_port, and with action drop the client fails;
+# - TLS to odd ports (9001, 8080) raises tls_unexpected_port, and with action drop the client fails;
 # - plain HTTP and SSH to port 443 are stopped as non_tls_on_tls_port (reject: reset at once);
 # - HTTP to the SIP port 5060 is stopped (protocol_port_mismatch);
 # - a blocklisted SNI is rejected: curl fails at once with a reset, and so does the server's end;
@@ -48,6 +48,7 @@ http {
   server {
     listen 10.99.0.2:443 ssl;
     listen 10.99.0.2:9001 ssl;
+    listen 10.99.0.2:8080 ssl;
     ssl_certificate $WORK/cert.pem;
     ssl_certificate_key $WORK/key.pem;
     ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
@@ -62,7 +63,7 @@ PIDS+=($!)
 PIDS+=($!)
 ( cd "$WORK/www" && exec ip netns exec $NS_SV python3 -m http.server 5060 --bind 10.99.0.2 >/dev/null 2>&1 ) &
 PIDS+=($!)
-for a in 10.99.0.2/443 10.99.0.2/9001 10.99.0.3/443 10.99.0.2/5060; do
+for a in 10.99.0.2/443 10.99.0.2/9001 10.99.0.2/8080 10.99.0.3/443 10.99.0.2/5060; do
   for _ in $(seq 1 50); do ip netns exec $NS_SV bash -c "exec 3<>/dev/tcp/$a" 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -103,6 +104,13 @@ run_client curl -sS --max-time 4 --cacert "$WORK/cert.pem" \
 echo "curl exit $RC after $MS ms"
 [ "$RC" != 0 ] || fail "TLS on 9001 went through"
 wait_event "$(alert tls_unexpected_port 9001) and e['alert']['rule_action']=='drop'"
+
+log "TLS to port 8080: tls_unexpected_port, dropped"
+run_client curl -sS --max-time 4 --cacert "$WORK/cert.pem" \
+  --resolve e2e.portcullis.test:8080:10.99.0.2 https://e2e.portcullis.test:8080/ -o /dev/null
+echo "curl exit $RC after $MS ms"
+[ "$RC" != 0 ] || fail "TLS on 8080 went through"
+wait_event "$(alert tls_unexpected_port 8080)"
 
 log "plain HTTP to 443: non_tls_on_tls_port, reset at once"
 run_client curl -sS --max-time 10 http://10.99.0.3:443/ -o /dev/null
