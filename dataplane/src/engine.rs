@@ -568,6 +568,7 @@ impl Engine {
         if let Some(id) = found {
             let c = self.conns.get_mut(id);
             let from_initiator = p.lo_to_hi == c.initiator_is_lo;
+            let mut bases = None;
             match seg {
                 Some(seg) if c.tcp.may_reopen(&seg, from_initiator) => {
                     // The tuple is reused by a new connection: the old one gets its record and
@@ -594,6 +595,11 @@ impl Engine {
                     return self.open(frame, p, port, Some(seg), len, now);
                 }
                 Some(seg) => {
+                    if (c.app_proto == 0) | (c.flags & FLAG_WATCH != 0) && !c.tcp.is_loose() {
+                        // Where both streams continue, before this segment moves them on: an
+                        // inspection starting now reads the handshake from there.
+                        bases = c.tcp.next_seq(true).map(|cl| (cl, c.tcp.next_seq(false)));
+                    }
                     if let Err(e) = c.tcp.track(from_initiator, &seg) {
                         return self.drop_at(tcp_drop(e), p, port, now);
                     }
@@ -608,10 +614,12 @@ impl Engine {
             }
             let c = self.conns.get_mut(id);
             // One branch for the fast path: no flag that asks for the slow path, and not the
-            // first payload (`inspect_packet` passes payloads other than TCP's and UDP's).
-            let first_payload = (c.app_proto == 0) & (p.payload_len > 0);
+            // first TCP or UDP payload.
+            let first_payload = (c.app_proto == 0)
+                & (p.payload_len > 0)
+                & ((p.key.proto == 6) | (p.key.proto == 17));
             if (c.flags & SLOW_FLAGS) | first_payload as u8 != 0 {
-                let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, now);
+                let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, bases, now);
                 if v == Verdict::Forward {
                     self.conns.get_mut(id).count(from_initiator, len, now);
                 }
@@ -706,7 +714,8 @@ impl Engine {
                 self.stats.flows_active.set(self.conns.len() as u64);
                 if p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
                     // Data on the first packet: a UDP datagram, a SYN with Fast Open data.
-                    return self.inspect_packet(frame, p, port, id, true, seg, now);
+                    // No earlier segment: the client's stream starts with this one.
+                    return self.inspect_packet(frame, p, port, id, true, seg, None, now);
                 }
                 Verdict::Forward
             }
@@ -741,6 +750,7 @@ impl Engine {
         id: ConnId,
         from_initiator: bool,
         seg: Option<Segment>,
+        bases: Option<(u32, Option<u32>)>,
         now: u32,
     ) -> Verdict {
         let c = self.conns.get_mut(id);
@@ -765,7 +775,14 @@ impl Engine {
         if c.app_proto == 0 {
             let proto = detect_app(frame, p);
             c.app_proto = proto.code();
-            if !pol.enabled {
+            // A connection adopted mid-stream (pickup): which end is the server is a guess, so
+            // port checks would misfire, unless its first payload is a ClientHello, which only
+            // a client sends (a capture that begins with one).
+            let hello_first = from_initiator
+                && payload.len() >= 6
+                && ((payload[0] == 22 && payload[1] == 3 && payload[5] == 1)
+                    || (payload[0] & 0x80 != 0 && payload[2] == 1));
+            if !pol.enabled || (c.tcp.is_loose() && !hello_first) {
                 return Verdict::Forward;
             }
             self.stats.inspected.inc();
@@ -777,7 +794,14 @@ impl Engine {
                 && ((proto == AppProto::Tls && !udp) || (proto == AppProto::Quic && udp));
             // A blocked QUIC flow is still read (its packets dropped) until its hello is.
             if hello && (!blocked || proto == AppProto::Quic) {
-                if let Some(slot) = self.inspector.start(proto, fired, id.index(), now) {
+                // For TCP, the client's stream continues where the tracker says (bases), or, on
+                // a connection's first packet, with this segment.
+                let bases = if udp {
+                    None
+                } else {
+                    Some(bases.unwrap_or((seq, c.tcp.next_seq(false))))
+                };
+                if let Some(slot) = self.inspector.start(proto, fired, id.index(), now, bases) {
                     c.insp = slot;
                     c.flags |= FLAG_INSPECT;
                     self.stats.inspecting.set(self.inspector.in_use() as u64);
@@ -808,10 +832,13 @@ impl Engine {
                 if !pol.enabled {
                     return Verdict::Forward;
                 }
-                if let Some(slot) =
-                    self.inspector
-                        .start(AppProto::Tls, Fired::default(), id.index(), now)
-                {
+                if let Some(slot) = self.inspector.start(
+                    AppProto::Tls,
+                    Fired::default(),
+                    id.index(),
+                    now,
+                    Some((seq, c.tcp.next_seq(false))),
+                ) {
                     c.insp = slot;
                     c.flags |= FLAG_INSPECT;
                     self.stats.inspecting.set(self.inspector.in_use() as u64);
@@ -830,16 +857,25 @@ impl Engine {
     /// Concludes the flows whose handshake has been in inspection too long (an unanswered
     /// hello): what was found is reported, a blocking verdict applies, the slot is freed.
     fn sweep_inspection(&mut self, now: u32) {
-        let mut stale = [(0u16, 0u32); 64];
-        let mut n = 0;
-        self.inspector.sweep(now, |slot, conn| {
+        loop {
+            let mut stale = [(0u16, 0u32); 64];
+            let mut n = 0;
+            self.inspector.sweep(now, |slot, conn| {
+                if n < stale.len() {
+                    stale[n] = (slot, conn);
+                    n += 1;
+                }
+            });
+            self.conclude_stale(&stale[..n], now);
             if n < stale.len() {
-                stale[n] = (slot, conn);
-                n += 1;
+                return;
             }
-        });
+        }
+    }
+
+    fn conclude_stale(&mut self, stale: &[(u16, u32)], now: u32) {
         let want = self.events.is_some();
-        for &(slot, conn) in &stale[..n] {
+        for &(slot, conn) in stale {
             let id = ConnId::from_index(conn);
             let c = self.conns.get(id);
             if !(c.is_live() && c.insp == slot) {

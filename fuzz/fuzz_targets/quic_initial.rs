@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         max_packets: 8,
         max_seconds: 10,
     });
-    if let Some(slot) = ins.start(AppProto::Quic, Fired::default(), 0, 0) {
+    if let Some(slot) = ins.start(AppProto::Quic, Fired::default(), 0, 0, None) {
         for from_client in [true, true, false] {
             let v = PacketView {
                 udp: true,

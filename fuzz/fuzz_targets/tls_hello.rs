@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
         max_packets: 64,
         max_seconds: 10,
     });
-    let Some(slot) = ins.start(AppProto::Tls, Fired::default(), 0, 0) else {
+    let Some(slot) = ins.start(AppProto::Tls, Fired::default(), 0, 0, None) else {
         return;
     };
     let piece = ((ctl & 7) as usize + 1) * 29;

@@ -242,6 +242,14 @@ impl TcpTracker {
         self.loose
     }
 
+    /// The sequence number the initiator (or the responder) sends next: where its stream
+    /// continues. Meaningful for connections tracked from their SYN.
+    #[inline]
+    pub fn next_seq(&self, initiator: bool) -> Option<u32> {
+        let p = &self.peers[(!initiator) as usize];
+        (p.state != PeerState::Closed).then_some(p.seqlo)
+    }
+
     fn init_peer(&mut self, side: usize, seg: &Segment) {
         let dst = self.peers[1 - side];
         let end = seg.end();

@@ -74,12 +74,15 @@ pub enum Check {
     EchPresent,
     /// QUIC itself: blocking it makes browsers fall back to TCP, where the handshake can be read.
     QuicBlocked,
+    /// A TLS or QUIC flow left inspection (packet or time bound, or its end) before its hello
+    /// was complete: a hello dribbled out or sent out of reach to slip past the checks.
+    HelloIncomplete,
     /// Every inspection slot of the worker was taken: the flow could not be inspected (a flood
     /// of handshakes that never finish). `drop` makes inspection fail closed.
     InspectionOverload,
 }
 
-pub const CHECKS: usize = 17;
+pub const CHECKS: usize = 18;
 // `Fired` holds one bit per check.
 const _: () = assert!(CHECKS <= 32);
 
@@ -101,6 +104,7 @@ impl Check {
         Check::CertSelfSigned,
         Check::EchPresent,
         Check::QuicBlocked,
+        Check::HelloIncomplete,
         Check::InspectionOverload,
     ];
 
@@ -122,6 +126,7 @@ impl Check {
             Check::CertSelfSigned => "cert_self_signed",
             Check::EchPresent => "ech_present",
             Check::QuicBlocked => "quic_blocked",
+            Check::HelloIncomplete => "hello_incomplete",
             Check::InspectionOverload => "inspection_overload",
         }
     }

@@ -117,6 +117,11 @@ pub fn detect_udp(p: &[u8]) -> AppProto {
 fn is_tls(p: &[u8]) -> bool {
     // Record: content type 20..=23, version 3.0..=3.4 (ClientHellos may say 3.0 or 3.1), a
     // length no larger than a record may be (2^14 + 2048).
+    // A handshake record cut before its length (a hello sent a few bytes at a time, to slip
+    // past inspection) is still the start of TLS.
+    if (3..5).contains(&p.len()) && p[0] == 22 && p[1] == 3 && p[2] <= 4 {
+        return true;
+    }
     if p.len() >= 5 && (20..=23).contains(&p[0]) && p[1] == 3 && p[2] <= 4 {
         let len = u16::from_be_bytes([p[3], p[4]]);
         return len > 0 && len <= 18_432 && (p[0] != 22 || p.len() < 6 || (1..=24).contains(&p[5]));

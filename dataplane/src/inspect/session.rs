@@ -97,6 +97,9 @@ struct Stream {
     n: u8,
     /// Bytes beyond the buffer or over the range limit were refused.
     overflow: bool,
+    /// The base came from the connection tracker (where the stream continues): bytes before
+    /// it are old data the receiver discards, never a hello to read, so they are ignored.
+    fixed: bool,
 }
 
 impl Stream {
@@ -120,6 +123,15 @@ impl Stream {
             self.base = seq;
         }
         let mut off = seq.wrapping_sub(self.base) as i32 as i64;
+        let mut data = data;
+        if off < 0 && self.fixed {
+            let skip = (-off) as usize;
+            if skip >= data.len() {
+                return;
+            }
+            data = &data[skip..];
+            off = 0;
+        }
         if off < 0 {
             let shift = (-off) as usize;
             let used = self.ranges[..self.n as usize]
@@ -250,7 +262,16 @@ impl Inspector {
 
     /// Starts inspecting a flow whose first payload was `proto` (with the checks that already
     /// fired on it); returns its slot number (never 0), or `None` when all slots are taken.
-    pub fn start(&mut self, proto: AppProto, fired: Fired, conn: u32, now: u32) -> Option<u16> {
+    /// `bases`: where the client's and the server's streams continue, from the connection
+    /// tracker (TCP connections seen from their SYN); bytes before them are ignored.
+    pub fn start(
+        &mut self,
+        proto: AppProto,
+        fired: Fired,
+        conn: u32,
+        now: u32,
+        bases: Option<(u32, Option<u32>)>,
+    ) -> Option<u16> {
         let id = self.free.pop()?;
         let s = &mut self.slots[id as usize - 1];
         *s = Slot {
@@ -266,6 +287,15 @@ impl Inspector {
             ..Slot::default()
         };
         s.meta.quic = proto == AppProto::Quic;
+        if let Some((client, server)) = bases {
+            for (st, base) in s.streams.iter_mut().zip([Some(client), server]) {
+                if let Some(b) = base {
+                    st.base = b;
+                    st.started = true;
+                    st.fixed = true;
+                }
+            }
+        }
         Some(id)
     }
 
@@ -312,6 +342,18 @@ impl Inspector {
         let Some(s) = self.slots.get_mut((id as usize).wrapping_sub(1)) else {
             return Report::default();
         };
+        if s.in_use && !s.client_done {
+            // Left inspection before its hello was read: that is a finding of its own, and an
+            // allow list cannot have been satisfied.
+            if policy.action(Check::HelloIncomplete) != CheckAction::Allow {
+                s.fired.set(Check::HelloIncomplete);
+            }
+            if !policy.sni_allow.is_empty()
+                && policy.action(Check::SniNotAllowed) != CheckAction::Allow
+            {
+                s.fired.set(Check::SniNotAllowed);
+            }
+        }
         let meta = std::mem::take(&mut s.meta);
         let has_meta = meta.client.is_some() || meta.server.is_some() || meta.malformed;
         Report {
@@ -620,13 +662,21 @@ mod tests {
             max_packets: 8,
             max_seconds: 10,
         });
-        let a = ins.start(AppProto::Tls, Fired::default(), 0, 0).unwrap();
-        let b = ins.start(AppProto::Tls, Fired::default(), 0, 0).unwrap();
-        assert!(ins.start(AppProto::Tls, Fired::default(), 0, 0).is_none());
+        let a = ins
+            .start(AppProto::Tls, Fired::default(), 0, 0, None)
+            .unwrap();
+        let b = ins
+            .start(AppProto::Tls, Fired::default(), 0, 0, None)
+            .unwrap();
+        assert!(ins
+            .start(AppProto::Tls, Fired::default(), 0, 0, None)
+            .is_none());
         ins.release(a);
         ins.release(a); // twice: harmless
         assert_eq!(ins.in_use(), 1);
-        assert!(ins.start(AppProto::Tls, Fired::default(), 0, 0).is_some());
+        assert!(ins
+            .start(AppProto::Tls, Fired::default(), 0, 0, None)
+            .is_some());
         ins.release(b);
     }
 
@@ -638,8 +688,12 @@ mod tests {
             max_packets: 8,
             max_seconds: 10,
         });
-        let a = ins.start(AppProto::Tls, Fired::default(), 7, 100).unwrap();
-        let b = ins.start(AppProto::Tls, Fired::default(), 9, 105).unwrap();
+        let a = ins
+            .start(AppProto::Tls, Fired::default(), 7, 100, None)
+            .unwrap();
+        let b = ins
+            .start(AppProto::Tls, Fired::default(), 9, 105, None)
+            .unwrap();
         let mut due = Vec::new();
         ins.sweep(109, |s, c| due.push((s, c)));
         assert!(due.is_empty());
@@ -651,10 +705,60 @@ mod tests {
     }
 
     #[test]
+    fn bytes_before_a_tracked_base_are_old_data() {
+        // The stream continues at 1000 (from the tracker): a segment ending before it is a
+        // retransmission the receiver discards, whatever it claims to be.
+        let mut buf = [0u8; 64];
+        let mut s = Stream {
+            base: 1000,
+            started: true,
+            fixed: true,
+            ..Stream::default()
+        };
+        s.write(&mut buf, 990, b"0123456789");
+        assert_eq!(s.contiguous(), 0);
+        s.write(&mut buf, 995, b"56789ABCDE");
+        assert_eq!(&buf[..s.contiguous()], b"ABCDE");
+    }
+
+    #[test]
+    fn a_hello_never_completed_fires_hello_incomplete() {
+        let mut ins = Inspector::new(InspectLimits {
+            max_packets: 3,
+            ..InspectLimits::default()
+        });
+        let mut p = InspectPolicy::default();
+        p.sni_allow.insert("ok.example");
+        let s = ins
+            .start(AppProto::Tls, Fired::default(), 1, 0, Some((100, None)))
+            .unwrap();
+        // A handshake record announcing 512 bytes, dribbled a byte at a time.
+        let mut last = Progress::More;
+        for (seq, b) in (100..).zip([22u8, 3, 1, 2, 0, 1]) {
+            let v = PacketView {
+                udp: false,
+                from_client: true,
+                seq,
+                server_port: 443,
+            };
+            last = ins.feed(s, &p, v, &[b], 0);
+            if last == Progress::Final {
+                break;
+            }
+        }
+        assert_eq!(last, Progress::Final, "the packet bound ends inspection");
+        let r = ins.take_report(s, &p);
+        assert!(r.fired.has(Check::HelloIncomplete));
+        assert!(r.fired.has(Check::SniNotAllowed));
+    }
+
+    #[test]
     fn mid_stream_application_data_is_no_hello() {
         let mut ins = Inspector::new(InspectLimits::default());
         let p = InspectPolicy::default();
-        let s = ins.start(AppProto::Tls, Fired::default(), 1, 0).unwrap();
+        let s = ins
+            .start(AppProto::Tls, Fired::default(), 1, 0, None)
+            .unwrap();
         let v = PacketView {
             udp: false,
             from_client: true,
