@@ -1679,6 +1679,82 @@ mod tests {
         assert_eq!(e.process(&real, 1, 2), Verdict::Forward);
     }
 
+    /// A ClientHello record (TLS 1.2, two ciphers, an SNI extension) for `name`.
+    fn client_hello(name: &str) -> Vec<u8> {
+        let mut sni = vec![0, 0];
+        let list_len = (name.len() + 3) as u16;
+        sni.extend_from_slice(&(list_len + 2).to_be_bytes());
+        sni.extend_from_slice(&list_len.to_be_bytes());
+        sni.push(0);
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name.as_bytes());
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.extend_from_slice(&[0, 0, 4, 0xc0, 0x2f, 0x00, 0x9c, 1, 0]);
+        body.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        body.extend_from_slice(&sni);
+        let mut hs = vec![1, 0];
+        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        hs.extend_from_slice(&body);
+        let mut rec = vec![22, 3, 1];
+        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&hs);
+        rec
+    }
+
+    fn tcp_data(seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = tcp(CLIENT, 40000, SERVER, 443, seq, ack, ACK | 0x08);
+        f.extend_from_slice(payload);
+        let ip_len = (f.len() - 14) as u16;
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn a_blocked_sni_is_reset_at_both_ends_and_stays_blocked() {
+        let mut pol = Policy::default();
+        pol.inspect.sni_block.insert("blocked.example");
+        pol.inspect.actions[Check::SniBlocked.index()] = CheckAction::Reject;
+        let slot = Arc::new(ArcSwap::from_pointee(pol));
+        let mut e = Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot);
+        handshake(&mut e);
+        let ch = client_hello("blocked.example");
+        assert_eq!(
+            e.process(&tcp_data(101, 901, &ch), 0, 1),
+            Verdict::ResetBoth
+        );
+        // Whatever the flow sends next is dropped as inspection.
+        let more = tcp_data(101 + ch.len() as u32, 901, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            e.process(&more, 0, 1),
+            Verdict::Drop(DropReason::Inspection)
+        );
+        assert_eq!(e.stats().checks_blocked[Check::SniBlocked.index()].get(), 1);
+    }
+
+    #[test]
+    fn a_fake_hello_before_the_stream_is_ignored() {
+        // An allowed name sent as old data (before the sequence the server expects), then the
+        // real hello: the real one is what counts.
+        let mut pol = Policy::default();
+        pol.inspect.sni_block.insert("blocked.example");
+        pol.inspect.actions[Check::SniBlocked.index()] = CheckAction::Drop;
+        let slot = Arc::new(ArcSwap::from_pointee(pol));
+        let mut e = Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot);
+        handshake(&mut e);
+        let fake = client_hello("allowed.example");
+        let real = client_hello("blocked.example");
+        let v = e.process(&tcp_data(101 - fake.len() as u32, 901, &fake), 0, 1);
+        assert!(
+            matches!(v, Verdict::Forward | Verdict::Drop(DropReason::OutOfWindow)),
+            "{v:?}"
+        );
+        assert_eq!(
+            e.process(&tcp_data(101, 901, &real), 0, 1),
+            Verdict::Drop(DropReason::Inspection)
+        );
+    }
+
     #[test]
     fn reject_replies_are_rate_limited() {
         let slot = Arc::new(ArcSwap::from_pointee(Policy {
