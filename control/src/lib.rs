@@ -5,6 +5,7 @@
 pub mod config;
 pub mod ctl;
 pub mod events;
+pub mod ha;
 pub mod offline;
 pub mod report;
 pub mod runtime;

@@ -10,6 +10,7 @@
 //!
 //! It must never allocate, lock, or read a clock: time arrives as an argument (seconds).
 
+use crate::conntrack::sync::FlowState;
 use crate::conntrack::table::{Conn, ConnId, ConnTable, SimpleState, TableFull, Timeouts};
 use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
 use crate::events::{
@@ -271,6 +272,51 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Calls `f` with the sync record of every connection in the table (bulk sync to a
+    /// standby). Not the per-packet path.
+    pub fn export_flows(&self, now: u32, mut f: impl FnMut(FlowState)) {
+        self.conns.for_each_live(|c| f(FlowState::of(c, now)));
+    }
+
+    /// Installs a connection synced from the active appliance, or updates it: its tracker
+    /// (adopted, so it re-learns the windows from its first packets), protocol, verdict flags and
+    /// counters. A connection stopped by inspection stays stopped; an allowed one passes without
+    /// being inspected again. Called by the worker that owns the flow's shard (single writer).
+    pub fn import_flow(&mut self, s: &FlowState, now: u32) -> Result<(), TableFull> {
+        let hash = self.conns.hash(&s.key);
+        let id = match self.conns.lookup(&s.key, hash) {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .conns
+                    .insert(&s.key, hash, s.initiator_is_lo, s.tracker(), now)?;
+                self.stats.flows_created.inc();
+                self.stats.flows_active.set(self.conns.len() as u64);
+                id
+            }
+        };
+        let c = self.conns.get_mut(id);
+        c.tcp = s.tracker();
+        c.initiator_is_lo = s.initiator_is_lo;
+        c.simple = if s.replied {
+            SimpleState::Replied
+        } else {
+            SimpleState::New
+        };
+        // A synced flow is never in inspection here: its verdict came with it.
+        c.app_proto = if s.app_proto == 0 {
+            AppProto::Unknown.code()
+        } else {
+            s.app_proto
+        };
+        c.flags = (c.flags & FLAG_HALF_OPEN) | (s.flags & (FLAG_ALERTED | FLAG_BLOCKED));
+        c.packets = s.packets;
+        c.bytes = s.bytes;
+        c.created = now.saturating_sub(s.age);
+        c.last_seen = now.saturating_sub(s.idle);
+        Ok(())
     }
 
     /// Whether the engine forwards everything untouched (`mode = "bypass"`).
@@ -1752,6 +1798,82 @@ mod tests {
         assert_eq!(
             e.process(&tcp_data(101, 901, &real), 0, 1),
             Verdict::Drop(DropReason::Inspection)
+        );
+    }
+
+    #[test]
+    fn a_synced_standby_carries_allowed_and_blocked_flows() {
+        // Active: an allowed connection mid-transfer, and one stopped by its SNI.
+        let mut pol = Policy::default();
+        pol.inspect.sni_block.insert("blocked.example");
+        pol.inspect.actions[Check::SniBlocked.index()] = CheckAction::Drop;
+        let slot = Arc::new(ArcSwap::from_pointee(pol));
+        let mut active =
+            Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot.clone());
+        handshake(&mut active);
+        let ok = client_hello("allowed.example");
+        assert_eq!(
+            active.process(&tcp_data(101, 901, &ok), 0, 10),
+            Verdict::Forward
+        );
+        let blocked = |sp: u16| {
+            let mut f = tcp_data(101, 901, &client_hello("blocked.example"));
+            f[34..36].copy_from_slice(&sp.to_be_bytes());
+            f
+        };
+        for (seq, ack, fl, port) in [
+            (100, 0, SYN, 0),
+            (900, 101, SYN | ACK, 1),
+            (101, 901, ACK, 0),
+        ] {
+            let (s, d) = if port == 0 {
+                (CLIENT, SERVER)
+            } else {
+                (SERVER, CLIENT)
+            };
+            let (sp, dp) = if port == 0 {
+                (40001, 443)
+            } else {
+                (443, 40001)
+            };
+            assert_eq!(
+                active.process(&tcp(s, sp, d, dp, seq, ack, fl), port, 10),
+                Verdict::Forward
+            );
+        }
+        assert_eq!(
+            active.process(&blocked(40001), 0, 10),
+            Verdict::Drop(DropReason::Inspection)
+        );
+        // Sync every flow, through the wire format, to a standby with the same policy.
+        let mut records = Vec::new();
+        active.export_flows(10, |s| {
+            let mut b = [0u8; crate::conntrack::sync::FLOW_STATE_LEN];
+            s.encode(&mut b);
+            records.push(b);
+        });
+        assert_eq!(records.len(), 2);
+        let mut standby = Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot);
+        for r in &records {
+            standby
+                .import_flow(&FlowState::decode(r).unwrap(), 5000)
+                .unwrap();
+        }
+        // After takeover: the allowed connection goes on both ways without a new handshake or
+        // inspection; the blocked one stays blocked.
+        let next = tcp_data(101 + ok.len() as u32, 901, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(standby.process(&next, 0, 5001), Verdict::Forward);
+        let reply = tcp(SERVER, 443, CLIENT, 40000, 901, 101 + ok.len() as u32, ACK);
+        assert_eq!(standby.process(&reply, 1, 5001), Verdict::Forward);
+        assert_eq!(
+            standby.process(&blocked(40001), 0, 5001),
+            Verdict::Drop(DropReason::Inspection)
+        );
+        // Without the sync, the same packet is a connection the standby never saw.
+        let mut cold = engine(zoned());
+        assert_eq!(
+            cold.process(&next, 0, 5001),
+            Verdict::Drop(DropReason::NoState)
         );
     }
 

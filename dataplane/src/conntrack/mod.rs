@@ -2,5 +2,6 @@
 //! the policy allowed. Pure logic: packets in, decisions out; no I/O, no clock (time is an
 //! argument), no allocation.
 
+pub mod sync;
 pub mod table;
 pub mod tcp;

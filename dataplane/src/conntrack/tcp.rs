@@ -109,6 +109,23 @@ pub enum PeerState {
     Reset,
 }
 
+impl PeerState {
+    fn from_u8(v: u8) -> Option<PeerState> {
+        Some(match v {
+            0 => PeerState::Closed,
+            1 => PeerState::SynSent,
+            2 => PeerState::Established,
+            3 => PeerState::FinSent,
+            4 => PeerState::FinAcked,
+            5 => PeerState::Reset,
+            _ => return None,
+        })
+    }
+}
+
+/// Bytes of `TcpTracker::snapshot`.
+pub const SNAPSHOT_LEN: usize = 25;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Peer {
     seqlo: u32,
@@ -248,6 +265,49 @@ impl TcpTracker {
     pub fn next_seq(&self, initiator: bool) -> Option<u32> {
         let p = &self.peers[(!initiator) as usize];
         (p.state != PeerState::Closed).then_some(p.seqlo)
+    }
+
+    /// The tracker as bytes, for state sync to a standby: per side (initiator first) seqlo,
+    /// seqhi, max_win, wscale, state; then whether it was adopted loosely.
+    pub fn snapshot(&self) -> [u8; SNAPSHOT_LEN] {
+        let mut b = [0u8; SNAPSHOT_LEN];
+        for (i, p) in self.peers.iter().enumerate() {
+            let o = i * 12;
+            b[o..o + 4].copy_from_slice(&p.seqlo.to_be_bytes());
+            b[o + 4..o + 8].copy_from_slice(&p.seqhi.to_be_bytes());
+            b[o + 8..o + 10].copy_from_slice(&p.max_win.to_be_bytes());
+            b[o + 10] = p.wscale;
+            b[o + 11] = p.state as u8;
+        }
+        b[24] = self.loose as u8;
+        b
+    }
+
+    /// A tracker from a `snapshot` taken by the active appliance. It is adopted loosely: the
+    /// active's windows may be a little behind by the time the standby takes over, so the
+    /// connection re-learns them from its first packets instead of dropping them. `None` for
+    /// bytes no tracker could have written.
+    pub fn from_snapshot(b: &[u8; SNAPSHOT_LEN]) -> Option<TcpTracker> {
+        let mut t = TcpTracker::default_for_other();
+        for (i, p) in t.peers.iter_mut().enumerate() {
+            let o = i * 12;
+            let u32_at = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+            *p = Peer {
+                seqlo: u32_at(o),
+                seqhi: u32_at(o + 4),
+                max_win: u16::from_be_bytes([b[o + 8], b[o + 9]]),
+                wscale: b[o + 10],
+                state: PeerState::from_u8(b[o + 11])?,
+            };
+            if p.wscale != NO_SCALE && p.wscale > MAX_SCALE {
+                return None;
+            }
+        }
+        if b[24] > 1 {
+            return None;
+        }
+        t.loose = true;
+        Some(t)
     }
 
     fn init_peer(&mut self, side: usize, seg: &Segment) {

@@ -1,0 +1,1 @@
+//! Roles (placeholder, being written).
