@@ -973,10 +973,8 @@ impl Engine {
             .get(start..start + p.payload_len as usize)
             .unwrap_or(&[]);
         let view = PacketView {
-            udp: p.key.proto == 17,
             from_client: from_initiator,
             seq,
-            server_port: c.key.directed(c.initiator_is_lo).dst_port,
         };
         let unix = now as i64 + self.config.unix_offset;
         match self
@@ -1144,19 +1142,19 @@ fn inspection_events(
         start: c.created,
     };
     let mut out = Vec::new();
+    if let Some(m) = &meta {
+        if m.client.is_some() {
+            stats.client_hellos.inc();
+        }
+        if m.malformed {
+            stats.malformed_hellos.inc();
+        }
+    }
+    for check in fired.iter() {
+        stats.checks_fired[check.index()].inc();
+    }
     if !want {
-        // Nobody reads events: count, build nothing.
-        if let Some(m) = &meta {
-            if m.client.is_some() {
-                stats.client_hellos.inc();
-            }
-            if m.malformed {
-                stats.malformed_hellos.inc();
-            }
-        }
-        for check in fired.iter() {
-            stats.checks_fired[check.index()].inc();
-        }
+        // Nobody reads events: counted, nothing built.
         return out;
     }
     let sni = meta
@@ -1164,12 +1162,6 @@ fn inspection_events(
         .and_then(|m| m.client.as_ref())
         .and_then(|ch| ch.sni_str());
     if let Some(m) = meta {
-        if m.client.is_some() {
-            stats.client_hellos.inc();
-        }
-        if m.malformed {
-            stats.malformed_hellos.inc();
-        }
         out.push(Event::Tls(Box::new(TlsRecord {
             time: now,
             flow,
@@ -1177,7 +1169,6 @@ fn inspection_events(
         })));
     }
     for check in fired.iter() {
-        stats.checks_fired[check.index()].inc();
         out.push(Event::Alert(Box::new(AlertRecord {
             time: now,
             flow,

@@ -33,10 +33,8 @@ fuzz_target!(|data: &[u8]| {
     if let Some(slot) = ins.start(AppProto::Quic, Fired::default(), 0, 0, None) {
         for from_client in [true, true, false] {
             let v = PacketView {
-                udp: true,
                 from_client,
                 seq: 0,
-                server_port: 443,
             };
             let _ = ins.feed(slot, &policy, v, data, 0);
         }

@@ -78,10 +78,8 @@ fuzz_target!(|data: &[u8]| {
     let half = cuts.len() / 2;
     for (i, (seq, c)) in cuts.iter().enumerate() {
         let v = PacketView {
-            udp: false,
             from_client: i < half.max(1),
             seq: *seq,
-            server_port: 443,
         };
         for _ in 0..1 + ((ctl >> 6) & 1) {
             if ins.feed(slot, &policy, v, c, 1_700_000_000) == Progress::Final {

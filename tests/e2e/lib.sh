@@ -131,3 +131,46 @@ if_counter() {
 json_get() {
   python3 -c "import json,sys; s=json.load(open('$1')); print($2)"
 }
+
+# Waits until something in the server namespace accepts connections on each ADDR/PORT given.
+wait_listen() {
+  local a
+  for a in "$@"; do
+    for _ in $(seq 1 50); do
+      ip netns exec $NS_SV bash -c "exec 3<>/dev/tcp/$a" 2>/dev/null && break
+      sleep 0.1
+    done
+  done
+}
+
+# Serves $WORK/www over TLS with nginx in the server namespace on 10.99.0.2:443, with a fresh
+# self-signed certificate ($WORK/cert.pem, $WORK/key.pem) for e2e.portcullis.test and the names
+# in CERT_NAMES. $1: more directives for the server block (listens, protocols, headers).
+# Requests are logged to $WORK/access.log.
+start_nginx() {
+  local san="DNS:e2e.portcullis.test" n
+  for n in ${CERT_NAMES:-}; do san="$san,DNS:$n"; done
+  mkdir -p "$WORK/www"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e.portcullis.test" \
+    -addext "subjectAltName=$san" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+  cat > "$WORK/nginx.conf" <<NGINX
+daemon off;
+user root;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log $WORK/access.log;
+  server {
+    listen 10.99.0.2:443 ssl;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    root $WORK/www;
+    ${1:-}
+  }
+}
+NGINX
+  ip netns exec $NS_SV nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
+  PIDS+=($!)
+  wait_listen 10.99.0.2/443
+}

@@ -21,29 +21,7 @@ start_portcullisd
 
 mkdir -p "$WORK/www"
 echo "<html><body><p id=marker>portcullis-page-ok</p></body></html>" > "$WORK/www/index.html"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e.portcullis.test" \
-  -addext "subjectAltName=DNS:e2e.portcullis.test,DNS:blocked.portcullis.test" \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-cat > "$WORK/nginx.conf" <<NGINX
-daemon off;
-user root;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log $WORK/access.log;
-  server {
-    listen 10.99.0.2:443 ssl;
-    ssl_certificate $WORK/cert.pem;
-    ssl_certificate_key $WORK/key.pem;
-    root $WORK/www;
-    add_header Alt-Svc 'h3=":443"; ma=86400' always;
-  }
-}
-NGINX
-ip netns exec $NS_SV nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
-PIDS+=($!)
-for _ in $(seq 1 50); do ip netns exec $NS_SV bash -c "exec 3<>/dev/tcp/10.99.0.2/443" 2>/dev/null && break; sleep 0.1; done
+CERT_NAMES=blocked.portcullis.test start_nginx "add_header Alt-Svc 'h3=\":443\"; ma=86400' always;"
 ip -n $NS_CL link set cl0 mtu 576
 ip -n $NS_SV link set sv0 mtu 576
 

@@ -50,27 +50,7 @@ grep -q " 0% packet loss" "$WORK/ping.txt" || fail "ping lost packets"
 log "TLS download: nginx in the server namespace, curl in the client namespace"
 mkdir -p "$WORK/www"
 head -c 8000000 /dev/urandom > "$WORK/www/blob.bin"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e.portcullis.test" \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-cat > "$WORK/nginx.conf" <<NGINX
-daemon off;
-user root;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  server {
-    listen 10.99.0.2:443 ssl;
-    ssl_certificate $WORK/cert.pem;
-    ssl_certificate_key $WORK/key.pem;
-    root $WORK/www;
-  }
-}
-NGINX
-ip netns exec $NS_SV nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
-PIDS+=($!)
-for _ in $(seq 1 50); do ip netns exec $NS_SV bash -c "exec 3<>/dev/tcp/10.99.0.2/443" 2>/dev/null && break; sleep 0.1; done
+start_nginx
 ip netns exec $NS_CL curl -sS --fail --max-time 60 --cacert "$WORK/cert.pem" \
   --resolve e2e.portcullis.test:443:10.99.0.2 https://e2e.portcullis.test/blob.bin -o "$WORK/got.bin"
 want=$(sha256sum < "$WORK/www/blob.bin" | cut -d' ' -f1)

@@ -62,12 +62,10 @@ pub struct TlsMeta {
 /// What the engine knows of the packet being inspected.
 #[derive(Debug, Clone, Copy)]
 pub struct PacketView {
-    pub udp: bool,
     pub from_client: bool,
-    /// TCP sequence number of the payload's first byte (SYN counted).
+    /// TCP sequence number of the payload's first byte (SYN counted); unused for QUIC, whose
+    /// CRYPTO frames carry their own offsets.
     pub seq: u32,
-    /// The responder's port.
-    pub server_port: u16,
 }
 
 /// Where a flow's inspection stands after a packet.
@@ -736,10 +734,8 @@ mod tests {
         let mut last = Progress::More;
         for (seq, b) in (100..).zip([22u8, 3, 1, 2, 0, 1]) {
             let v = PacketView {
-                udp: false,
                 from_client: true,
                 seq,
-                server_port: 443,
             };
             last = ins.feed(s, &p, v, &[b], 0);
             if last == Progress::Final {
@@ -760,10 +756,8 @@ mod tests {
             .start(AppProto::Tls, Fired::default(), 1, 0, None)
             .unwrap();
         let v = PacketView {
-            udp: false,
             from_client: true,
             seq: 5000,
-            server_port: 443,
         };
         assert_eq!(
             ins.feed(s, &p, v, &[23, 3, 3, 0, 2, 0xaa, 0xbb], 0),
