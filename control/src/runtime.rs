@@ -268,6 +268,7 @@ pub fn run(
                 shutdown: &shutdown,
                 tsc_hz: dpdk::tsc_hz(),
                 pool: &pool,
+                ha: None,
             };
             let (eal, stats, engine_cfg, stop, worker_error, policy) = (
                 &eal,

@@ -10,7 +10,7 @@
 //!
 //! It must never allocate, lock, or read a clock: time arrives as an argument (seconds).
 
-use crate::conntrack::sync::FlowState;
+use crate::conntrack::sync::{FlowState, SyncEvent, SyncOp, SyncQueue};
 use crate::conntrack::table::{Conn, ConnId, ConnTable, SimpleState, TableFull, Timeouts};
 use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
 use crate::events::{
@@ -175,6 +175,10 @@ pub struct Engine {
     policy: Arc<Policy>,
     policy_slot: Arc<PolicySlot>,
     events: Option<Arc<EventQueue>>,
+    /// HA state sync: where flow events go (the HA thread drains it), and how often a live
+    /// flow's state is pushed again (seconds; `u32::MAX` with sync off).
+    sync: Option<Arc<SyncQueue>>,
+    sync_refresh: u32,
     /// Flows whose first packets are being inspected.
     inspector: Inspector,
     /// Drop-event budget of the current second.
@@ -213,6 +217,8 @@ impl Engine {
             policy: slot.load_full(),
             policy_slot: slot,
             events: None,
+            sync: None,
+            sync_refresh: u32::MAX,
             inspector: Inspector::new(config.inspect),
             drop_tokens: 0,
             drop_second: u32::MAX,
@@ -226,6 +232,16 @@ impl Engine {
     /// Reports events (connection ends, rate-limited drops) into `queue`.
     pub fn with_events(mut self, queue: Arc<EventQueue>) -> Engine {
         self.events = Some(queue);
+        self
+    }
+
+    /// Pushes flow events for HA state sync into `queue`: a connection when it is established
+    /// (TCP) or opened (others), when its TCP state or inspection verdict changes, every
+    /// `refresh_secs` while it has traffic, and when it ends.
+    pub fn with_sync(mut self, queue: Arc<SyncQueue>, refresh_secs: u32) -> Engine {
+        self.sync = Some(queue);
+        self.sync_refresh = refresh_secs.max(1);
+        self.conns.set_sync(true);
         self
     }
 
@@ -280,10 +296,67 @@ impl Engine {
         self.conns.for_each_live(|c| f(FlowState::of(c, now)));
     }
 
+    /// Pushes the sync record of the table's connections from entry `*cursor` on, up to `budget`
+    /// entries, into the sync queue (bulk sync to a standby that (re)joined). Stops early when
+    /// the queue is full (the caller calls again later, from the same entry). Returns whether
+    /// the walk reached the end of the table. Not the per-packet path: the worker calls it
+    /// between bursts.
+    pub fn export_step(&mut self, cursor: &mut usize, budget: usize, now: u32) -> bool {
+        let Some(q) = &self.sync else { return true };
+        let cap = self.conns.capacity();
+        let end = cursor.saturating_add(budget).min(cap);
+        while *cursor < end {
+            if let Some(c) = self.conns.entry(*cursor).filter(|c| sync_eligible(c)) {
+                let ev = SyncEvent {
+                    op: SyncOp::Update,
+                    state: FlowState::of(c, now),
+                };
+                if q.push(ev).is_err() {
+                    return false;
+                }
+                self.stats.sync_pushed.inc();
+            }
+            *cursor += 1;
+        }
+        *cursor >= cap
+    }
+
+    /// Applies a flow event synced from the active appliance (`import_flow` or a removal).
+    pub fn apply_sync(&mut self, ev: &SyncEvent, now: u32) {
+        match ev.op {
+            SyncOp::Update => {
+                if self.import_flow(&ev.state, now).is_err() {
+                    self.stats.sync_table_full.inc();
+                }
+            }
+            SyncOp::Close => self.remove_synced(&ev.state.key),
+        }
+    }
+
+    /// Removes a connection the active appliance reported closed.
+    pub fn remove_synced(&mut self, key: &FlowKey) {
+        let hash = self.conns.hash(key);
+        let Some(id) = self.conns.lookup(key, hash) else {
+            return;
+        };
+        let c = self.conns.get_mut(id);
+        if c.insp != 0 {
+            self.inspector.release(c.insp);
+            c.insp = 0;
+            self.stats.inspecting.set(self.inspector.in_use() as u64);
+        }
+        self.settle_half_open(id);
+        self.conns.remove(id);
+        self.stats.sync_removed.inc();
+        self.stats.flows_active.set(self.conns.len() as u64);
+    }
+
     /// Installs a connection synced from the active appliance, or updates it: its tracker
     /// (adopted, so it re-learns the windows from its first packets), protocol, verdict flags and
     /// counters. A connection stopped by inspection stays stopped; an allowed one passes without
     /// being inspected again. Called by the worker that owns the flow's shard (single writer).
+    /// Until it sees a packet here, the connection is the active's: it writes no flow record
+    /// when it times out on this appliance (the active reports it).
     pub fn import_flow(&mut self, s: &FlowState, now: u32) -> Result<(), TableFull> {
         let hash = self.conns.hash(&s.key);
         let id = match self.conns.lookup(&s.key, hash) {
@@ -298,6 +371,13 @@ impl Engine {
             }
         };
         let c = self.conns.get_mut(id);
+        if c.insp != 0 {
+            // Inspected here (split brain, or a flow both saw): the active's verdict wins.
+            self.inspector.release(c.insp);
+            c.insp = 0;
+            self.stats.inspecting.set(self.inspector.in_use() as u64);
+        }
+        self.stats.sync_imported.inc();
         c.tcp = s.tracker();
         c.initiator_is_lo = s.initiator_is_lo;
         c.simple = if s.replied {
@@ -311,7 +391,9 @@ impl Engine {
         } else {
             s.app_proto
         };
-        c.flags = (c.flags & FLAG_HALF_OPEN) | (s.flags & (FLAG_ALERTED | FLAG_BLOCKED));
+        c.flags =
+            (c.flags & FLAG_HALF_OPEN) | (s.flags & (FLAG_ALERTED | FLAG_BLOCKED)) | FLAG_SYNCED;
+        c.sync_due = 0;
         c.packets = s.packets;
         c.bytes = s.bytes;
         c.created = now.saturating_sub(s.age);
@@ -364,7 +446,7 @@ impl Engine {
             &mut self.half_open_by_source,
             self.source_seed,
         );
-        let (events, stats) = (&self.events, &self.stats);
+        let (events, stats, sync) = (&self.events, &self.stats, &self.sync);
         let (inspector, policy) = (&mut self.inspector, &self.policy);
         let want = events.is_some();
         let n = self.conns.expire(now, EXPIRE_BUDGET, |c| {
@@ -373,7 +455,18 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            if let Some(q) = events {
+            let ours = c.flags & FLAG_SYNCED == 0;
+            if let Some(q) = sync.as_ref().filter(|_| ours && sync_eligible(c)) {
+                let ev = SyncEvent {
+                    op: SyncOp::Close,
+                    state: FlowState::of(c, now),
+                };
+                match q.push(ev) {
+                    Ok(()) => stats.sync_pushed.inc(),
+                    Err(_) => stats.sync_lost.inc(),
+                }
+            }
+            if let Some(q) = events.as_ref().filter(|_| ours) {
                 evs.push(Event::Flow(flow_record(c, c.last_seen, FlowEnd::Timeout)));
                 for ev in evs {
                     if q.push(ev).is_err() {
@@ -646,8 +739,13 @@ impl Engine {
                         // inspection starting now reads the handshake from there.
                         bases = c.tcp.next_seq(true).map(|cl| (cl, c.tcp.next_seq(false)));
                     }
+                    let state = c.tcp.state();
                     if let Err(e) = c.tcp.track(from_initiator, &seg) {
                         return self.drop_at(tcp_drop(e), p, port, now);
+                    }
+                    if c.tcp.state() != state {
+                        // A standby learns of every state change at once.
+                        c.sync_due = 0;
                     }
                     if c.flags & FLAG_HALF_OPEN != 0
                         && c.tcp.state() != ConnState::SynSent
@@ -667,11 +765,18 @@ impl Engine {
             if (c.flags & SLOW_FLAGS) | first_payload as u8 != 0 {
                 let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, bases, now);
                 if v == Verdict::Forward {
-                    self.conns.get_mut(id).count(from_initiator, len, now);
+                    let c = self.conns.get_mut(id);
+                    c.count(from_initiator, len, now);
+                    if now >= c.sync_due {
+                        push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
+                    }
                 }
                 return v;
             }
             c.count(from_initiator, len, now);
+            if now >= c.sync_due {
+                push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
+            }
             return Verdict::Forward;
         }
         self.open(frame, p, port, seg, len, now)
@@ -758,12 +863,18 @@ impl Engine {
                 }
                 self.stats.flows_created.inc();
                 self.stats.flows_active.set(self.conns.len() as u64);
-                if p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
+                let v = if p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
                     // Data on the first packet: a UDP datagram, a SYN with Fast Open data.
                     // No earlier segment: the client's stream starts with this one.
-                    return self.inspect_packet(frame, p, port, id, true, seg, None, now);
+                    self.inspect_packet(frame, p, port, id, true, seg, None, now)
+                } else {
+                    Verdict::Forward
+                };
+                let c = self.conns.get_mut(id);
+                if v == Verdict::Forward && now >= c.sync_due {
+                    push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
                 }
-                Verdict::Forward
+                v
             }
             Err(TableFull) => self.drop_at(DropReason::TableFull, p, port, now),
         }
@@ -800,6 +911,10 @@ impl Engine {
         now: u32,
     ) -> Verdict {
         let c = self.conns.get_mut(id);
+        if c.flags & FLAG_SYNCED != 0 {
+            // The first packet here of a flow synced from the old active: it is ours now.
+            c.flags &= !FLAG_SYNCED;
+        }
         if c.flags & FLAG_BLOCKED != 0 {
             // A RST still passes: it only tears down what inspection stopped anyway.
             if seg.is_some_and(|s| s.flags & 0x04 != 0) {
@@ -951,6 +1066,7 @@ impl Engine {
                 c.flags |= FLAG_BLOCKED;
                 self.stats.checks_blocked[check.index()].inc();
             }
+            push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
         }
     }
 
@@ -1019,9 +1135,17 @@ impl Engine {
         if verdict.is_some() {
             c.flags |= FLAG_ALERTED;
         }
+        if verdict.is_some_and(|(_, a)| a.blocks()) {
+            // Final: the standby learns it now (a blocked flow stays blocked there; this packet
+            // is dropped, so the check after counting would not run).
+            c.flags |= FLAG_BLOCKED;
+            push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
+        } else {
+            // Final: the packet's caller pushes it after counting the packet.
+            c.sync_due = c.sync_due.min(now);
+        }
         match verdict {
             Some((check, action)) if action.blocks() => {
-                c.flags |= FLAG_BLOCKED;
                 c.flags &= !FLAG_WATCH;
                 self.stats.checks_blocked[check.index()].inc();
                 if action == CheckAction::Reject && self.take_reject_token(now) {
@@ -1091,8 +1215,48 @@ const FLAG_ALERTED: u8 = 2;
 const FLAG_INSPECT: u8 = 4;
 const FLAG_BLOCKED: u8 = 8;
 const FLAG_WATCH: u8 = 16;
+/// Synced from the HA peer and not seen here since: the peer reports its end.
+const FLAG_SYNCED: u8 = 32;
 /// Flags that send a connection's packets to the slow path.
-const SLOW_FLAGS: u8 = FLAG_INSPECT | FLAG_BLOCKED | FLAG_WATCH;
+const SLOW_FLAGS: u8 = FLAG_INSPECT | FLAG_BLOCKED | FLAG_WATCH | FLAG_SYNCED;
+
+/// Whether a connection is worth a standby's room: not a half-open TCP connection (a SYN flood
+/// must not flood the HA link; a handshake cut by a failover is retried by its client).
+#[inline]
+fn sync_eligible(c: &Conn) -> bool {
+    c.key.proto != 6 || !matches!(c.tcp.state(), ConnState::SynSent | ConnState::SynRecv)
+}
+
+/// Pushes a connection's state to the HA sync queue and sets when it is due again: after
+/// `refresh` seconds, or, when the queue was full (counted as lost), on its first packet in the
+/// next second. With sync off it only marks the connection never due.
+#[cold]
+fn push_sync(
+    q: &Option<Arc<SyncQueue>>,
+    stats: &WorkerStats,
+    c: &mut Conn,
+    refresh: u32,
+    now: u32,
+) {
+    let Some(q) = q else {
+        c.sync_due = u32::MAX;
+        return;
+    };
+    if !sync_eligible(c) || c.flags & FLAG_SYNCED != 0 {
+        return;
+    }
+    let ev = SyncEvent {
+        op: SyncOp::Update,
+        state: FlowState::of(c, now),
+    };
+    if q.push(ev).is_ok() {
+        stats.sync_pushed.inc();
+        c.sync_due = now.saturating_add(refresh);
+    } else {
+        stats.sync_lost.inc();
+        c.sync_due = now.saturating_add(1);
+    }
+}
 /// Packets of a cleartext flow during which a TLS upgrade (STARTTLS) is looked for.
 const WATCH_PACKETS: u64 = 32;
 
@@ -1866,6 +2030,95 @@ mod tests {
             cold.process(&next, 0, 5001),
             Verdict::Drop(DropReason::NoState)
         );
+    }
+
+    #[test]
+    fn sync_events_follow_a_connection_from_established_to_closed() {
+        use crate::conntrack::sync::{SyncOp, SyncQueue};
+        let mut pol = Policy::default();
+        pol.inspect.sni_block.insert("blocked.example");
+        pol.inspect.actions[Check::SniBlocked.index()] = CheckAction::Drop;
+        let q = Arc::new(SyncQueue::new(4));
+        let mut e = Engine::with_policy(
+            zoned(),
+            Arc::new(WorkerStats::default()),
+            Arc::new(ArcSwap::from_pointee(pol)),
+        )
+        .with_sync(q.clone(), 30);
+        let drain = |q: &SyncQueue| std::iter::from_fn(|| q.pop()).collect::<Vec<_>>();
+        // Half-open: nothing (a SYN flood must not flood the HA link).
+        e.process(&tcp(CLIENT, 40000, SERVER, 443, 100, 0, SYN), 0, 1);
+        e.process(&tcp(SERVER, 443, CLIENT, 40000, 900, 101, SYN | ACK), 1, 1);
+        assert!(drain(&q).is_empty());
+        // Established: one update.
+        e.process(&tcp(CLIENT, 40000, SERVER, 443, 101, 901, ACK), 0, 1);
+        let evs = drain(&q);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].op, SyncOp::Update);
+        assert_eq!(evs[0].state.tcp[11], ConnState::Established as u8);
+        // The verdict: the SNI is blocked, and the standby learns it with the drop.
+        assert_eq!(
+            e.process(&tcp_data(101, 901, &client_hello("blocked.example")), 0, 2),
+            Verdict::Drop(DropReason::Inspection)
+        );
+        let evs = drain(&q);
+        assert_eq!(evs.len(), 1);
+        assert_ne!(evs[0].state.flags & FLAG_BLOCKED, 0);
+        // A full queue loses the event (counted); the flow's next packet a second later repairs it.
+        let mut e2 = engine(zoned()).with_sync(Arc::new(SyncQueue::new(1)), 30);
+        e2.process(&udp(CLIENT, 5000, SERVER, 53, b"a"), 0, 1);
+        e2.process(&udp(CLIENT, 5001, SERVER, 53, b"b"), 0, 1);
+        assert_eq!(e2.stats().sync_lost.get(), 1);
+        e2.sync.as_ref().unwrap().pop().unwrap();
+        e2.process(&udp(CLIENT, 5001, SERVER, 53, b"b"), 0, 1);
+        assert_eq!(e2.stats().sync_pushed.get(), 1, "not again in the same second");
+        e2.process(&udp(CLIENT, 5001, SERVER, 53, b"b"), 0, 2);
+        assert_eq!(e2.stats().sync_pushed.get(), 2, "repaired a second later");
+        // Refresh: an established flow pushes again after the refresh interval, not before.
+        let before = q.len();
+        e.process(&tcp(SERVER, 443, CLIENT, 40000, 901, 101, ACK), 1, 20);
+        assert_eq!(q.len(), before);
+        // Its end on the active: a close event when it times out (idle past the blocked
+        // connection's established timeout).
+        let end = 2 + Timeouts::default().tcp_established + 10;
+        for now in 3..=end {
+            e.expire(now);
+        }
+        let evs = drain(&q);
+        assert_eq!(evs.last().map(|ev| ev.op), Some(SyncOp::Close), "{evs:?}");
+        // On a standby, the Close removes the flow; a flow synced in and timing out there writes
+        // no flow record (the active reports it).
+        let mut standby = engine(zoned());
+        let mut st = evs[0].state;
+        st.idle = 0;
+        standby.import_flow(&st, 100).unwrap();
+        assert_eq!(standby.conns().len(), 1);
+        standby.remove_synced(&st.key);
+        assert_eq!(standby.conns().len(), 0);
+    }
+
+    #[test]
+    fn a_bulk_export_walks_the_whole_table_through_a_small_queue() {
+        use crate::conntrack::sync::SyncQueue;
+        let q = Arc::new(SyncQueue::new(7));
+        let mut e = engine(zoned()).with_sync(q.clone(), 30);
+        for p in 0..50u16 {
+            e.process(&udp(CLIENT, 1000 + p, SERVER, 53, b"q"), 0, 1);
+        }
+        while q.pop().is_some() {}
+        let (mut cursor, mut got, mut steps) = (0usize, 0usize, 0);
+        loop {
+            let done = e.export_step(&mut cursor, 100, 2);
+            while q.pop().is_some() {
+                got += 1;
+            }
+            steps += 1;
+            if done {
+                break;
+            }
+            assert!(steps < 10_000);
+        }
+        assert_eq!(got, 50);
     }
 
     #[test]

@@ -78,10 +78,13 @@ pub enum DropReason {
     /// A packet of a flow that an inspection check stopped (TLS/QUIC/protocol checks; per-check
     /// counts in `checks_blocked`).
     Inspection,
+    /// The appliance is the standby (or starting, or in fault) of an HA pair: only the active
+    /// forwards.
+    Standby,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Malformed,
         DropReason::NonIp,
         DropReason::Fragment,
@@ -97,6 +100,7 @@ impl DropReason {
         DropReason::Blocklist,
         DropReason::Rule,
         DropReason::Inspection,
+        DropReason::Standby,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -122,6 +126,7 @@ impl DropReason {
             DropReason::Blocklist => "blocklist",
             DropReason::Rule => "rule",
             DropReason::Inspection => "inspection",
+            DropReason::Standby => "standby",
         }
     }
 }
@@ -182,6 +187,15 @@ pub struct WorkerStats {
     pub checks_blocked: [Counter; crate::inspect::checks::CHECKS],
     /// Flows in inspection now (gauge).
     pub inspecting: Counter,
+    /// HA state sync: flow events pushed to the sync queue, and lost to a full queue (each
+    /// repaired by the flow's next packet, which pushes it again).
+    pub sync_pushed: Counter,
+    pub sync_lost: Counter,
+    /// Synced flows installed or updated in this worker's table, removed (closed on the active),
+    /// and refused for a full table.
+    pub sync_imported: Counter,
+    pub sync_removed: Counter,
+    pub sync_table_full: Counter,
 }
 
 /// One hit counter per rule of the current policy (by index).

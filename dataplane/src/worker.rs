@@ -7,6 +7,7 @@
 //! header once per pass through the worker: measured at ~40 cycles/packet when it read them
 //! three times (frame view, tx byte count, prefetch).
 
+use crate::conntrack::sync::WorkerSync;
 use crate::dpdk::{rdtsc, Burst, Mempool, Ring, RingConsumer, RxQueue, TxQueue, BURST_SIZE};
 use crate::engine::{Engine, Verdict};
 use crate::reject::{build_reject, build_reset_onward, MAX_REPLY};
@@ -62,6 +63,72 @@ pub struct WorkerContext<'a> {
     pub tsc_hz: u64,
     /// The pool replies (reject) are built in.
     pub pool: &'a Mempool<'a>,
+    /// In an HA pair: whether this appliance forwards (only the active does; the others drop
+    /// what reaches their data ports, counted as `standby`), and this worker's sync queues.
+    pub ha: Option<WorkerHa<'a>>,
+}
+
+/// A worker's part in HA: the role switch and its sync queues.
+#[derive(Clone, Copy)]
+pub struct WorkerHa<'a> {
+    pub forwarding: &'a AtomicBool,
+    pub sync: &'a WorkerSync,
+}
+
+/// Synced flows a worker applies per loop iteration at most (about 50 µs of work), so that a
+/// bulk sync arriving never stalls its packets for long.
+const IMPORT_BUDGET: usize = 512;
+/// Table entries a worker walks per loop iteration during a bulk export.
+const EXPORT_BUDGET: usize = 2048;
+
+/// A worker's progress through a bulk export.
+#[derive(Default)]
+struct Export {
+    gen: u64,
+    cursor: usize,
+    running: bool,
+}
+
+/// Between bursts: applies synced flows from the peer and continues a bulk export the HA thread
+/// asked for. Returns whether this appliance forwards.
+#[inline]
+fn ha_step(ha: &WorkerHa<'_>, engine: &mut Engine, export: &mut Export, now: u32) -> bool {
+    let s = ha.sync;
+    for _ in 0..IMPORT_BUDGET {
+        match s.import.pop() {
+            Some(ev) => engine.apply_sync(&ev, now),
+            None => break,
+        }
+    }
+    let asked = s.bulk_requested.load(Ordering::Acquire);
+    if asked != export.gen {
+        *export = Export {
+            gen: asked,
+            cursor: 0,
+            running: true,
+        };
+    }
+    if export.running && engine.export_step(&mut export.cursor, EXPORT_BUDGET, now) {
+        export.running = false;
+        // Release: every record of the walk is in the queue before the HA thread sees this.
+        s.bulk_done.store(export.gen, Ordering::Release);
+    }
+    ha.forwarding.load(Ordering::Relaxed)
+}
+
+/// A standby's data ports: frames are received (so that the NIC's rings never fill) and
+/// dropped, counted as received and as `standby` drops.
+#[cold]
+fn drop_standby(stats: &WorkerStats, rx: &mut Burst, port: Option<usize>, ctx: &WorkerContext<'_>) {
+    let mut i = 0;
+    rx.drain(|m| {
+        let p = port.unwrap_or_else(|| port_index(ctx, m.port()));
+        stats.rx_packets[p].inc();
+        stats.rx_bytes[p].add(m.data().len() as u64);
+        i += 1;
+        drop(m);
+    });
+    stats.drops[DropReason::Standby.index()].add(i);
 }
 
 /// The queues a worker alone uses: its rx queues, its tx queue on every port (by port index),
@@ -117,6 +184,7 @@ pub fn run(ctx: &WorkerContext<'_>, queues: WorkerQueues<'_>, engine: &mut Engin
     let mut now = (rdtsc() / hz) as u32;
     let mut next_tick = (now as u64 + 1) * hz;
     let mut expiry_due = true;
+    let mut export = Export::default();
     while !ctx.stop.load(Ordering::Relaxed) {
         let tsc = rdtsc();
         if tsc >= next_tick {
@@ -127,6 +195,10 @@ pub fn run(ctx: &WorkerContext<'_>, queues: WorkerQueues<'_>, engine: &mut Engin
         if expiry_due {
             expiry_due = engine.expire(now);
         }
+        let forwarding = match &ctx.ha {
+            Some(ha) => ha_step(ha, engine, &mut export, now),
+            None => true,
+        };
         let mut got = 0;
         for src in sources.iter_mut() {
             let n = src.queue.rx_burst(&mut rx);
@@ -134,6 +206,10 @@ pub fn run(ctx: &WorkerContext<'_>, queues: WorkerQueues<'_>, engine: &mut Engin
                 continue;
             }
             got += n;
+            if !forwarding {
+                drop_standby(&stats, &mut rx, Some(src.port), ctx);
+                continue;
+            }
             if src.steer && ctx.workers > 1 {
                 steer(ctx, engine, &mut rx, &mut steer_out, src.port);
             }
@@ -145,7 +221,11 @@ pub fn run(ctx: &WorkerContext<'_>, queues: WorkerQueues<'_>, engine: &mut Engin
             if n > 0 {
                 got += n;
                 stats.steered_in.add(n as u64);
-                process_burst(ctx, engine, &mut rx, &mut tx, &mut txq, None, now);
+                if forwarding {
+                    process_burst(ctx, engine, &mut rx, &mut tx, &mut txq, None, now);
+                } else {
+                    drop_standby(&stats, &mut rx, None, ctx);
+                }
             }
         }
         for (p, b) in tx.iter_mut().enumerate().take(nports) {

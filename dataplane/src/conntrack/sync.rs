@@ -140,6 +140,66 @@ impl FlowState {
     }
 }
 
+/// What happened to a flow, as a worker reports it to the HA thread and the standby applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SyncOp {
+    /// Install or update the flow (new, changed state or verdict, refresh, bulk).
+    Update = 1,
+    /// The flow ended on the active: remove it.
+    Close = 2,
+}
+
+impl SyncOp {
+    pub fn from_u8(v: u8) -> Option<SyncOp> {
+        match v {
+            1 => Some(SyncOp::Update),
+            2 => Some(SyncOp::Close),
+            _ => None,
+        }
+    }
+}
+
+/// One flow event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncEvent {
+    pub op: SyncOp,
+    pub state: FlowState,
+}
+
+/// A worker's outbound queue of flow events (drained by the HA thread), and a worker's inbound
+/// queue of synced flows to apply (filled by the HA thread of a standby). Bounded, lock-free:
+/// neither side ever waits for the other.
+pub type SyncQueue = crossbeam_queue::ArrayQueue<SyncEvent>;
+
+/// Flow events a worker's outbound queue holds: about 65 ms of new connections at a million
+/// per second per worker.
+pub const SYNC_QUEUE_CAPACITY: usize = 65_536;
+
+/// What a worker shares with the HA thread. Single producer and single consumer each way; the
+/// worker touches it between bursts only.
+pub struct WorkerSync {
+    /// Flow events of this worker's connections, for the peer (the engine pushes them).
+    pub out: std::sync::Arc<SyncQueue>,
+    /// Synced flows of this worker's shard, from the peer (the worker applies them).
+    pub import: SyncQueue,
+    /// Bulk sync: the generation the HA thread asked for, and the last one this worker has
+    /// pushed its whole table for.
+    pub bulk_requested: std::sync::atomic::AtomicU64,
+    pub bulk_done: std::sync::atomic::AtomicU64,
+}
+
+impl WorkerSync {
+    pub fn new(capacity: usize) -> WorkerSync {
+        WorkerSync {
+            out: std::sync::Arc::new(SyncQueue::new(capacity)),
+            import: SyncQueue::new(capacity),
+            bulk_requested: Default::default(),
+            bulk_done: Default::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

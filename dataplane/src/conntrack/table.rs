@@ -89,6 +89,10 @@ pub struct Conn {
     /// Seconds (of the caller's clock) of creation and of the last packet.
     pub created: u32,
     pub last_seen: u32,
+    /// HA sync: the second from which this connection's next packet pushes a sync event (its
+    /// refresh); 0 asks for one at once (a new connection, a changed state, an event lost to a
+    /// full queue); `u32::MAX` when sync is off.
+    pub sync_due: u32,
     hash_next: u32,
     wheel_next: u32,
     live: bool,
@@ -170,6 +174,8 @@ pub struct ConnTable {
     /// The last `expire` stopped at its budget: call again before the next second.
     behind: bool,
     timeouts: Timeouts,
+    /// `Conn::sync_due` of new connections: 0 with HA sync on, `u32::MAX` off.
+    sync_due_new: u32,
 }
 
 #[inline(always)]
@@ -195,6 +201,7 @@ impl ConnTable {
             bytes: [0; 2],
             created: 0,
             last_seen: 0,
+            sync_due: u32::MAX,
             hash_next: NIL,
             wheel_next: NIL,
             live: false,
@@ -232,6 +239,7 @@ impl ConnTable {
             pending: NIL,
             behind: false,
             timeouts,
+            sync_due_new: u32::MAX,
         }
     }
 
@@ -337,6 +345,7 @@ impl ConnTable {
             bytes: [0; 2],
             created: now,
             last_seen: now,
+            sync_due: self.sync_due_new,
             hash_next: self.buckets[b],
             wheel_next: NIL,
             live: true,
@@ -470,6 +479,16 @@ impl ConnTable {
         for e in self.entries.iter().filter(|e| e.live) {
             f(e);
         }
+    }
+
+    /// Whether new connections are due for an HA sync event (sync on).
+    pub fn set_sync(&mut self, on: bool) {
+        self.sync_due_new = if on { 0 } else { u32::MAX };
+    }
+
+    /// The live connection in entry `i`, for walks over the table in steps (bulk sync).
+    pub fn entry(&self, i: usize) -> Option<&Conn> {
+        self.entries.get(i).filter(|e| e.live)
     }
 
     /// Whether the last `expire` stopped at its budget with work left.
