@@ -72,6 +72,151 @@ pub struct Config {
     pub control: ControlConfig,
     #[serde(default)]
     pub run: RunConfig,
+    /// Active-passive failover with a second appliance.
+    #[serde(default)]
+    pub ha: HaSection,
+}
+
+/// `[ha]`: the pair, its HA link and the sync stream. See configs/portcullis.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaSection {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Unique in the pair (1 or more); breaks priority ties.
+    #[serde(default)]
+    pub node_id: u64,
+    /// Higher is preferred as the active.
+    #[serde(default = "d_ha_priority")]
+    pub priority: u8,
+    /// Fail back to the higher-priority node when it is ready again. Set it the same on both.
+    #[serde(default)]
+    pub preempt: bool,
+    /// Heartbeat interval, and how many missed make the peer dead.
+    #[serde(default = "d_ha_interval")]
+    pub interval_ms: u64,
+    #[serde(default = "d_ha_dead_after")]
+    pub dead_after: u32,
+    /// The pre-shared key (at least 16 bytes, file mode 0600) every HA datagram is
+    /// authenticated with.
+    #[serde(default)]
+    pub key_file: PathBuf,
+    /// Heartbeat paths (one or two); sync runs on the first live one.
+    #[serde(default)]
+    pub paths: Vec<HaPath>,
+    /// A live flow's state is synced again after this many seconds (repairs lost events).
+    #[serde(default = "d_ha_refresh")]
+    pub refresh_secs: u32,
+    /// Largest sync datagram (UDP payload, bytes): 1452 fits a 1500-byte MTU over IPv6; raise it
+    /// on a jumbo-frame HA link.
+    #[serde(default = "d_ha_datagram")]
+    pub max_datagram: usize,
+    /// Sync datagrams in flight before the active waits for acknowledgements.
+    #[serde(default = "d_ha_window")]
+    pub window: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaPath {
+    /// Address and UDP port this node binds, e.g. "10.98.0.1:7600".
+    pub local: String,
+    /// The peer's address and port on this path.
+    pub peer: String,
+}
+
+fn d_ha_priority() -> u8 {
+    100
+}
+fn d_ha_interval() -> u64 {
+    10
+}
+fn d_ha_dead_after() -> u32 {
+    3
+}
+fn d_ha_refresh() -> u32 {
+    10
+}
+fn d_ha_datagram() -> usize {
+    1452
+}
+fn d_ha_window() -> usize {
+    4096
+}
+
+impl HaSection {
+    /// The paths' addresses, parsed: (local, peer) each.
+    pub fn addrs(&self) -> Vec<(std::net::SocketAddr, std::net::SocketAddr)> {
+        self.paths
+            .iter()
+            .filter_map(|p| Some((p.local.parse().ok()?, p.peer.parse().ok()?)))
+            .collect()
+    }
+
+    fn validate(
+        &self,
+        err: &impl Fn(String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.node_id == 0 {
+            return Err(err(
+                "ha.node_id".into(),
+                "must be set (1 or more, different on the two appliances)".into(),
+            ));
+        }
+        if self.key_file.as_os_str().is_empty() {
+            return Err(err(
+                "ha.key_file".into(),
+                "must name the pre-shared key file (at least 16 bytes, mode 0600)".into(),
+            ));
+        }
+        if !(1..=2).contains(&self.paths.len()) {
+            return Err(err(
+                "ha.paths".into(),
+                "one or two [[ha.paths]] (local and peer addresses) are needed".into(),
+            ));
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            for (k, v) in [("local", &p.local), ("peer", &p.peer)] {
+                if v.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(err(
+                        format!("ha.paths[{i}].{k}"),
+                        format!("'{v}' is not an address:port (e.g. \"10.98.0.1:7600\")"),
+                    ));
+                }
+            }
+        }
+        if !(1..=60_000).contains(&self.interval_ms) {
+            return Err(err(
+                "ha.interval_ms".into(),
+                "must be between 1 and 60000".into(),
+            ));
+        }
+        if !(1..=100).contains(&self.dead_after) {
+            return Err(err("ha.dead_after".into(), "must be between 1 and 100".into()));
+        }
+        if !(512..=65_000).contains(&self.max_datagram) {
+            return Err(err(
+                "ha.max_datagram".into(),
+                "must be between 512 and 65000 bytes".into(),
+            ));
+        }
+        if self.refresh_secs == 0 || self.window == 0 {
+            return Err(err(
+                if self.window == 0 { "ha.window" } else { "ha.refresh_secs" }.into(),
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for HaSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every key has a default")
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -892,6 +1037,7 @@ impl Config {
                 "must be at least 2".into(),
             ));
         }
+        self.ha.validate(&err)?;
         let t = self.conntrack.timeouts();
         for (key, v) in [
             ("tcp_syn_sent", t.tcp_syn_sent),

@@ -62,6 +62,15 @@ impl EventLog {
         Ok(n)
     }
 
+    /// Writes one event built elsewhere on the control plane (an `ha` role change).
+    pub fn write_json(&mut self, v: &serde_json::Value) -> std::io::Result<()> {
+        self.out.write_all(v.to_string().as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        self.written += 1;
+        Ok(())
+    }
+
     fn format(&self, ev: &Event) -> String {
         match ev {
             Event::Flow(f) => {

@@ -7,12 +7,13 @@
 use crate::config::Config;
 use crate::ctl::ControlSocket;
 use crate::events::EventLog;
+use crate::ha::node::{Command as HaCommand, HaShared, Node as HaNode};
 use crate::report::{DeviceStats, PortSnapshot, StatsSnapshot};
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortSetup, Ring};
 use dataplane::engine::{Engine, EngineConfig, PolicySlot};
 use dataplane::events::{EventQueue, QUEUE_CAPACITY};
 use dataplane::stats::WorkerStats;
-use dataplane::worker::{self, RxSource, WorkerContext, WorkerQueues};
+use dataplane::worker::{self, RxSource, WorkerContext, WorkerHa, WorkerQueues};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,6 +57,15 @@ pub fn run(
             });
         }
     }
+    // The HA link first: a bad key or address stops the appliance before it touches a port.
+    let ha_node = if cfg.ha.enabled {
+        Some(HaNode::new(&cfg.ha, cfg_path)?)
+    } else {
+        None
+    };
+    let ha_shared = ha_node.as_ref().map(|_| HaShared::new(nworkers));
+    let (ha_cmd_tx, ha_cmd_rx) = crossbeam_channel::bounded::<HaCommand>(16);
+    let (ha_ev_tx, ha_ev_rx) = crossbeam_channel::bounded::<serde_json::Value>(1024);
     let eal = Eal::init(&args).map_err(|e| e.to_string())?;
     eprintln!(
         "portcullisd: {} up, EAL args: {}",
@@ -268,7 +278,10 @@ pub fn run(
                 shutdown: &shutdown,
                 tsc_hz: dpdk::tsc_hz(),
                 pool: &pool,
-                ha: None,
+                ha: ha_shared.as_ref().map(|h| WorkerHa {
+                    forwarding: &h.forwarding,
+                    sync: &h.workers[w],
+                }),
             };
             let (eal, stats, engine_cfg, stop, worker_error, policy) = (
                 &eal,
@@ -303,12 +316,24 @@ pub fn run(
                     if let Some(q) = queue {
                         engine = engine.with_events(q);
                     }
+                    if let Some(ha) = ctx.ha {
+                        engine = engine.with_sync(ha.sync.out.clone(), cfg.ha.refresh_secs);
+                    }
                     worker::run(&ctx, queues, &mut engine);
                     engine.flush_flows((dpdk::rdtsc() / ctx.tsc_hz.max(1)) as u32);
                     workers_done.fetch_add(1, Ordering::SeqCst);
                     eal.unregister_thread();
                 })
                 .expect("spawning a worker thread");
+        }
+
+        // The HA thread, on the control core (it inherits the control thread's affinity).
+        if let (Some(node), Some(shared)) = (ha_node, ha_shared.as_ref()) {
+            let (stats, stop) = (&stats, &stop);
+            std::thread::Builder::new()
+                .name("ha".into())
+                .spawn_scoped(scope, move || node.run(shared, stats, stop, ha_cmd_rx, ha_ev_tx))
+                .expect("spawning the HA thread");
         }
 
         // The control thread.
@@ -318,10 +343,38 @@ pub fn run(
             std::thread::sleep(CONTROL_TICK);
             socket.serve_pending(|cmd| match cmd {
                 "stats" => serde_json::to_value(snapshot(started.elapsed().as_secs_f64())).unwrap_or_default(),
-                "status" => status_json(cfg, cfg_path, &ports, started),
+                "status" => {
+                    let mut v = status_json(cfg, cfg_path, &ports, started);
+                    if let Some(h) = &ha_shared {
+                        let s = h.status.lock().map(|s| s.clone()).unwrap_or_default();
+                        v["ha"] = serde_json::json!({"role": s["role"], "peer": s["peer"]["role"], "eligible": s["eligible"]});
+                    }
+                    v
+                }
                 "reload" => reload(),
-                other => serde_json::json!({"error": format!("unknown command '{other}' (try status, stats)")}),
+                "ha" | "ha status" => match &ha_shared {
+                    Some(h) => h.status.lock().map(|s| s.clone()).unwrap_or_default(),
+                    None => serde_json::json!({"enabled": false, "error": "HA is not enabled ([ha] enabled = false)"}),
+                },
+                "ha promote" | "ha demote" if ha_shared.is_some() => {
+                    let (tx, rx) = crossbeam_channel::bounded(1);
+                    let c = if cmd == "ha promote" { HaCommand::Promote(tx) } else { HaCommand::Demote(tx) };
+                    let _ = ha_cmd_tx.send(c);
+                    rx.recv_timeout(Duration::from_secs(2))
+                        .unwrap_or_else(|_| serde_json::json!({"error": "the HA thread did not answer"}))
+                }
+                "ha promote" | "ha demote" => serde_json::json!({"error": "HA is not enabled ([ha] enabled = false)"}),
+                other => serde_json::json!({"error": format!("unknown command '{other}' (try status, stats, reload, ha status|promote|demote)")}),
             });
+            if let Some(h) = &ha_shared {
+                h.links_up
+                    .store(ports.iter().all(|p| p.link().up), Ordering::Relaxed);
+            }
+            while let Ok(ev) = ha_ev_rx.try_recv() {
+                if let Some(log) = event_log.as_mut() {
+                    let _ = log.write_json(&ev);
+                }
+            }
             if let Some(log) = event_log.as_mut() {
                 if let Err(e) = log.drain() {
                     eprintln!("portcullisd: event log: {e}; events are no longer written");

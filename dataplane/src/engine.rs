@@ -2098,6 +2098,23 @@ mod tests {
     }
 
     #[test]
+    fn a_synced_key_hashes_like_its_packets() {
+        // The standby places synced flows by key; the NIC and software steering by packet.
+        let e = engine(zoned());
+        let t = Toeplitz::new(&SYMMETRIC_RSS_KEY);
+        for frame in [
+            tcp(CLIENT, 40000, SERVER, 443, 1, 0, SYN),
+            tcp(SERVER, 443, CLIENT, 40000, 1, 0, SYN),
+            udp(CLIENT, 5353, SERVER, 53, b"x"),
+            icmp(CLIENT, SERVER, 8, 0, [0, 7, 0, 1], b""),
+        ] {
+            let p = parse_frame(&frame).unwrap();
+            let (key, _) = FlowKey::from_parsed_directed(&p).unwrap();
+            assert_eq!(Some(t.hash_key(&key)), e.flow_hash(&frame));
+        }
+    }
+
+    #[test]
     fn a_bulk_export_walks_the_whole_table_through_a_small_queue() {
         use crate::conntrack::sync::SyncQueue;
         let q = Arc::new(SyncQueue::new(7));

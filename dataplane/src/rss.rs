@@ -138,6 +138,28 @@ impl Toeplitz {
         self.mix(h, 16, &dst)
     }
 
+    /// The hash of a connection's key, equal to `hash_l3l4` of any of its unfragmented packets
+    /// in either direction (the key is symmetric; so is the RSS key this is used with). The
+    /// standby of an HA pair places synced flows with it.
+    #[inline]
+    pub fn hash_key(&self, k: &crate::flow::FlowKey) -> u32 {
+        let four_tuple = matches!(k.proto, protocol::TCP | protocol::UDP);
+        if k.is_ipv6 {
+            if four_tuple {
+                self.hash_ipv6(k.lo_addr, k.hi_addr, k.lo_port, k.hi_port)
+            } else {
+                self.hash_ipv6_addrs(k.lo_addr, k.hi_addr)
+            }
+        } else {
+            let v4 = |a: &[u8; 16]| [a[0], a[1], a[2], a[3]];
+            if four_tuple {
+                self.hash_ipv4(v4(&k.lo_addr), v4(&k.hi_addr), k.lo_port, k.hi_port)
+            } else {
+                self.hash_ipv4_addrs(v4(&k.lo_addr), v4(&k.hi_addr))
+            }
+        }
+    }
+
     /// The hash a NIC configured for IP + TCP + UDP RSS computes: the
     /// 4-tuple for unfragmented TCP and UDP, the address 2-tuple for every
     /// other IP packet (first fragments included, since later fragments

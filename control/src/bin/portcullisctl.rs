@@ -36,6 +36,15 @@ enum Cmd {
     /// Re-read rules and blocklists from the configuration file and publish them to the
     /// workers; established connections keep flowing. A bad file leaves the running policy.
     Reload,
+    /// High availability: `status` (role, peer, bulk sync, sync and authentication counters),
+    /// `promote` (become active now and stay so until the peer is seen yielding), `demote`
+    /// (become standby and stay so until promoted, or the peer dies).
+    Ha {
+        #[arg(value_parser = ["status", "promote", "demote"], default_value = "status")]
+        action: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +53,14 @@ fn main() -> ExitCode {
         Cmd::Status { json } => ("status", json),
         Cmd::Stats { json } => ("stats", json),
         Cmd::Reload => ("reload", true),
+        Cmd::Ha { action, json } => {
+            let cmd: &'static str = match action.as_str() {
+                "promote" => "ha promote",
+                "demote" => "ha demote",
+                _ => "ha status",
+            };
+            (cmd, json || cmd != "ha status")
+        }
     };
     let reply = match ctl::request(&args.socket, cmd) {
         Ok(v) => v,
@@ -67,9 +84,68 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        "ha status" => print_ha(&reply),
         _ => print_status(&reply),
     }
+    if reply.get("error").is_some() {
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
+}
+
+fn print_ha(v: &serde_json::Value) {
+    if let Some(e) = v.get("error") {
+        println!("{}", e.as_str().unwrap_or(""));
+        return;
+    }
+    let s = |x: &serde_json::Value| x.to_string().trim_matches('"').to_string();
+    println!(
+        "node {}   role {}   priority {}   preempt {}   eligible {}   flows {}",
+        s(&v["node_id"]),
+        s(&v["role"]),
+        s(&v["priority"]),
+        s(&v["preempt"]),
+        s(&v["eligible"]),
+        s(&v["flows"])
+    );
+    match v["peer"].as_object() {
+        Some(p) => println!(
+            "peer {}   role {}   priority {}   eligible {}   flows {}",
+            s(&p["node_id"]),
+            s(&p["role"]),
+            s(&p["priority"]),
+            s(&p["eligible"]),
+            s(&p["flows"])
+        ),
+        None => println!("peer not heard within the dead time"),
+    }
+    let b = &v["bulk"];
+    println!(
+        "bulk sync {}   {} of {} flows",
+        s(&b["state"]),
+        s(&b["received"]),
+        s(&b["expected"])
+    );
+    let a = &v["auth"];
+    println!(
+        "auth accepted {}   refused {} (bad tag {}, replayed {}, old epoch {}, malformed {})",
+        s(&a["accepted"]),
+        s(&a["refused"]),
+        s(&a["bad_tag"]),
+        s(&a["replayed"]),
+        s(&a["old_epoch"]),
+        s(&a["malformed"])
+    );
+    let y = &v["sync"];
+    println!(
+        "sync sent {} events in {} datagrams ({} resent), received {}, applied {}, worker losses {}",
+        s(&y["counters"]["events_sent"]),
+        s(&y["sender"]["datagrams"]),
+        s(&y["sender"]["resent"]),
+        s(&y["counters"]["events_received"]),
+        s(&y["imported"]),
+        s(&y["worker_lost"])
+    );
 }
 
 fn print_status(v: &serde_json::Value) {

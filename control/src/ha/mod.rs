@@ -1,5 +1,9 @@
-//! Active-passive failover (issue 5), being built: the HA link's authenticated datagrams
-//! (`auth`) and the role state machine (`role`). Not wired into the runtime yet.
+//! Active-passive failover (issue 5): the HA link's authenticated datagrams (`auth`), their
+//! bodies (`wire`), reliable delivery of the sync stream (`link`), the role state machine
+//! (`role`), and the HA thread that runs them against the workers' sync queues (`node`).
 
 pub mod auth;
+pub mod link;
+pub mod node;
 pub mod role;
+pub mod wire;
