@@ -69,12 +69,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let failed = reply.get("error").is_some();
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&reply).expect("json value serialises")
         );
-        return ExitCode::SUCCESS;
+        return if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
     }
     match cmd {
         "stats" => match serde_json::from_value::<StatsSnapshot>(reply) {
@@ -86,9 +91,6 @@ fn main() -> ExitCode {
         },
         "ha status" => print_ha(&reply),
         _ => print_status(&reply),
-    }
-    if reply.get("error").is_some() {
-        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
