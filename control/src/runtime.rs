@@ -204,6 +204,7 @@ pub fn run(
     let policy: Arc<PolicySlot> = Arc::new(PolicySlot::from_pointee(
         cfg.build_policy(cfg_path).map_err(|e| e.to_string())?,
     ));
+    let ha_preempt = AtomicBool::new(cfg.ha.preempt);
     let reload_flag = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_flag.clone());
     let reload = || -> serde_json::Value {
@@ -220,6 +221,12 @@ pub fn run(
                 });
                 eprintln!("portcullisd: policy reloaded: {v}");
                 policy.store(Arc::new(p));
+                if let Ok(c) = Config::load(cfg_path) {
+                    // Of [ha], only preempt changes at run time; the rest needs a restart.
+                    if ha_shared.is_some() && c.ha.preempt != ha_preempt.swap(c.ha.preempt, Ordering::Relaxed) {
+                        let _ = ha_cmd_tx.send(HaCommand::SetPreempt(c.ha.preempt));
+                    }
+                }
                 v
             }
             Err(e) => {

@@ -61,6 +61,8 @@ impl HaShared {
 pub enum Command {
     Promote(crossbeam_channel::Sender<serde_json::Value>),
     Demote(crossbeam_channel::Sender<serde_json::Value>),
+    /// A config reload changed `[ha] preempt`.
+    SetPreempt(bool),
 }
 
 /// Bulk requests a standby repeats until the active starts one.
@@ -286,10 +288,12 @@ impl Node {
                 let t = self.role.set_fault(fault, now);
                 self.transition(t, shared, &events, now);
             }
+            // The role is re-evaluated on every pass, so that a dead peer is noticed within a
+            // millisecond of its dead time, not at the next heartbeat.
+            let t = self.role.tick(now);
+            self.transition(t, shared, &events, now);
             if now >= self.last_hb_ms + self.cfg.interval_ms {
                 self.last_hb_ms = now;
-                let t = self.role.tick(now);
-                self.transition(t, shared, &events, now);
                 self.send_heartbeats(stats);
             }
             self.watch_peer(now, shared);
@@ -298,6 +302,12 @@ impl Node {
                 let (t, reply, what) = match c {
                     Command::Promote(r) => (self.role.promote(), r, "promote"),
                     Command::Demote(r) => (self.role.demote(), r, "demote"),
+                    Command::SetPreempt(p) => {
+                        self.role.set_preempt(p);
+                        self.cfg.preempt = p;
+                        eprintln!("portcullisd: HA: preempt {}", if p { "on" } else { "off" });
+                        continue;
+                    }
                 };
                 let changed = t.is_some();
                 self.transition(t, shared, &events, now);

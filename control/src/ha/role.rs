@@ -257,6 +257,11 @@ impl RoleMachine {
         }
     }
 
+    /// Operator: change `preempt` at run time (a config reload); applied from the next tick.
+    pub fn set_preempt(&mut self, preempt: bool) {
+        self.cfg.preempt = preempt;
+    }
+
     /// The current role.
     pub fn role(&self) -> Role {
         self.role

@@ -203,6 +203,10 @@ pub struct TcpTracker {
     /// the largest scale until a SYN would have told; the "one window back" bound is skipped
     /// until both directions were seen.
     loose: bool,
+    /// Synced from the HA peer: the snapshot may be behind, so each side's next segment sets
+    /// where its window is (after a takeover, the first packets re-learn the windows; see
+    /// `from_snapshot`).
+    relearn: [bool; 2],
 }
 
 impl TcpTracker {
@@ -217,6 +221,7 @@ impl TcpTracker {
                 state: PeerState::Closed,
             }; 2],
             loose: false,
+            relearn: [false; 2],
         }
     }
 
@@ -232,6 +237,7 @@ impl TcpTracker {
         let mut t = TcpTracker {
             peers: [Peer::default(); 2],
             loose: !is_syn,
+            relearn: [false; 2],
         };
         t.init_peer(0, seg);
         Ok(t)
@@ -283,10 +289,13 @@ impl TcpTracker {
         b
     }
 
-    /// A tracker from a `snapshot` taken by the active appliance. It is adopted loosely: the
-    /// active's windows may be a little behind by the time the standby takes over, so the
-    /// connection re-learns them from its first packets instead of dropping them. `None` for
-    /// bytes no tracker could have written.
+    /// A tracker from a `snapshot` taken by the active appliance. The active's windows may be
+    /// far behind by the time the standby takes over (a refresh every few seconds, megabytes
+    /// apart), so each side re-learns its window from its next segment, as a loose pickup
+    /// would, but only for connections the active synced, and with the states and window scales
+    /// the handshake negotiated. Until a side has spoken, a RST from it must carry the sequence
+    /// number the other side last acknowledged (or the snapshot's). `None` for bytes no tracker
+    /// could have written.
     pub fn from_snapshot(b: &[u8; SNAPSHOT_LEN]) -> Option<TcpTracker> {
         let mut t = TcpTracker::default_for_other();
         for (i, p) in t.peers.iter_mut().enumerate() {
@@ -306,8 +315,46 @@ impl TcpTracker {
         if b[24] > 1 {
             return None;
         }
-        t.loose = true;
+        t.loose = b[24] == 1;
+        for (i, p) in t.peers.iter().enumerate() {
+            t.relearn[i] = p.state != PeerState::Closed;
+        }
         Some(t)
+    }
+
+    /// A side's first segment after a takeover: it tells where that side's stream is.
+    fn relearn_side(&mut self, side: usize, seg: &Segment) -> Result<(), TcpReject> {
+        let f = seg.flags;
+        if f & RST != 0 {
+            if seg.seq != self.peers[side].seqlo {
+                return Err(TcpReject::OutOfWindow);
+            }
+            self.peers[0].state = PeerState::Reset;
+            self.peers[1].state = PeerState::Reset;
+            return Ok(());
+        }
+        self.relearn[side] = false;
+        let end = seg.end();
+        let p = &mut self.peers[side];
+        p.seqlo = end;
+        // Anything up to the largest window a scaled peer can offer, until the other side's
+        // ACKs and windows narrow it.
+        p.seqhi = end.wrapping_add((u16::MAX as u32) << MAX_SCALE);
+        p.max_win = p.max_win.max(seg.window).max(1);
+        if f & FIN != 0 && p.state < PeerState::FinSent {
+            p.state = PeerState::FinSent;
+        }
+        if f & ACK != 0 {
+            let other = 1 - side;
+            if self.relearn[other] {
+                // Where the other side's stream is, as far as this side has received it.
+                self.peers[other].seqlo = seg.ack;
+                self.peers[other].seqhi = seg.ack.wrapping_add((u16::MAX as u32) << MAX_SCALE);
+            } else {
+                self.on_ack(side, seg);
+            }
+        }
+        Ok(())
     }
 
     fn init_peer(&mut self, side: usize, seg: &Segment) {
@@ -365,6 +412,9 @@ impl TcpTracker {
         check_flags(seg.flags)?;
         let side = if from_initiator { 0 } else { 1 };
         let f = seg.flags;
+        if self.relearn[side] {
+            return self.relearn_side(side, seg);
+        }
 
         if self.peers[side].state == PeerState::Closed {
             // This side's first segment: the answer to the opening SYN.
@@ -752,6 +802,38 @@ mod tests {
         t.track(true, &sa_a).unwrap();
         t.track(false, &sa_b).unwrap();
         assert_eq!(t.state(), ConnState::Established);
+    }
+
+    #[test]
+    fn a_synced_tracker_relearns_windows_far_ahead_of_its_snapshot() {
+        let (mut c, mut s) = (Host::new(1000, 512, Some(7)), Host::new(5000, 512, Some(7)));
+        let mut t = handshake(&mut c, &mut s);
+        let snap = t.snapshot();
+        // 10 MB later on the old active.
+        for _ in 0..7000 {
+            send(&mut t, false, &mut s, &mut c, ACK, 1448).unwrap();
+            send(&mut t, true, &mut c, &mut s, ACK, 0).unwrap();
+        }
+        let mut standby = TcpTracker::from_snapshot(&snap).unwrap();
+        // A RST from a side not yet heard from must hit what the other side acknowledged.
+        let mut blind = s.seg(RST, 0);
+        blind.seq = blind.seq.wrapping_add(100_000);
+        assert_eq!(standby.track(false, &blind), Err(TcpReject::OutOfWindow));
+        // The first packets after the takeover: the server's data, the client's ACKs.
+        for _ in 0..50 {
+            send(&mut standby, false, &mut s, &mut c, ACK, 1448).unwrap();
+            send(&mut standby, true, &mut c, &mut s, ACK, 0).unwrap();
+        }
+        assert_eq!(standby.state(), ConnState::Established);
+        // Learned: a segment far outside the window is refused again.
+        let mut far = s.seg(ACK, 1448);
+        far.seq = far.seq.wrapping_add(1 << 30);
+        assert_eq!(standby.track(false, &far), Err(TcpReject::OutOfWindow));
+        // And the connection closes normally.
+        send(&mut standby, true, &mut c, &mut s, FIN | ACK, 0).unwrap();
+        send(&mut standby, false, &mut s, &mut c, FIN | ACK, 0).unwrap();
+        send(&mut standby, true, &mut c, &mut s, ACK, 0).unwrap();
+        assert_eq!(standby.state(), ConnState::TimeWait);
     }
 
     #[test]
