@@ -9,7 +9,7 @@ RELEASE_BIN := target/release
 # System packages: DPDK 22.11 and its build needs; real clients/servers for the end-to-end tests;
 # nDPI's ndpiReader, the baseline of perf/bench-inspect.sh.
 DEPS_BUILD := dpdk dpdk-dev libdpdk-dev pkg-config libclang-dev clang libpcap-dev
-DEPS_TEST  := nginx-light curl openssl openssh-client iproute2 ethtool iputils-ping tcpdump procps python3 python3-scapy socat libndpi-bin chromium
+DEPS_TEST  := nginx-light curl openssl openssh-client openssh-server iproute2 ethtool iputils-ping tcpdump procps python3 python3-scapy socat libndpi-bin chromium
 
 .PHONY: all deps build demo test lint unit e2e bench fuzz clean
 

@@ -153,10 +153,7 @@ impl HaSection {
             .collect()
     }
 
-    fn validate(
-        &self,
-        err: &impl Fn(String, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
+    fn validate(&self, err: &impl Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
         if !self.enabled {
             return Ok(());
         }
@@ -195,7 +192,10 @@ impl HaSection {
             ));
         }
         if !(1..=100).contains(&self.dead_after) {
-            return Err(err("ha.dead_after".into(), "must be between 1 and 100".into()));
+            return Err(err(
+                "ha.dead_after".into(),
+                "must be between 1 and 100".into(),
+            ));
         }
         if !(512..=65_000).contains(&self.max_datagram) {
             return Err(err(
@@ -205,7 +205,12 @@ impl HaSection {
         }
         if self.refresh_secs == 0 || self.window == 0 {
             return Err(err(
-                if self.window == 0 { "ha.window" } else { "ha.refresh_secs" }.into(),
+                if self.window == 0 {
+                    "ha.window"
+                } else {
+                    "ha.refresh_secs"
+                }
+                .into(),
                 "must be at least 1".into(),
             ));
         }

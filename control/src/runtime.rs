@@ -223,7 +223,9 @@ pub fn run(
                 policy.store(Arc::new(p));
                 if let Ok(c) = Config::load(cfg_path) {
                     // Of [ha], only preempt changes at run time; the rest needs a restart.
-                    if ha_shared.is_some() && c.ha.preempt != ha_preempt.swap(c.ha.preempt, Ordering::Relaxed) {
+                    if ha_shared.is_some()
+                        && c.ha.preempt != ha_preempt.swap(c.ha.preempt, Ordering::Relaxed)
+                    {
                         let _ = ha_cmd_tx.send(HaCommand::SetPreempt(c.ha.preempt));
                     }
                 }
@@ -339,7 +341,9 @@ pub fn run(
             let (stats, stop) = (&stats, &stop);
             std::thread::Builder::new()
                 .name("ha".into())
-                .spawn_scoped(scope, move || node.run(shared, stats, stop, ha_cmd_rx, ha_ev_tx))
+                .spawn_scoped(scope, move || {
+                    node.run(shared, stats, stop, ha_cmd_rx, ha_ev_tx)
+                })
                 .expect("spawning the HA thread");
         }
 

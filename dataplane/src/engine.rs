@@ -2071,7 +2071,11 @@ mod tests {
         assert_eq!(e2.stats().sync_lost.get(), 1);
         e2.sync.as_ref().unwrap().pop().unwrap();
         e2.process(&udp(CLIENT, 5001, SERVER, 53, b"b"), 0, 1);
-        assert_eq!(e2.stats().sync_pushed.get(), 1, "not again in the same second");
+        assert_eq!(
+            e2.stats().sync_pushed.get(),
+            1,
+            "not again in the same second"
+        );
         e2.process(&udp(CLIENT, 5001, SERVER, 53, b"b"), 0, 2);
         assert_eq!(e2.stats().sync_pushed.get(), 2, "repaired a second later");
         // Refresh: an established flow pushes again after the refresh interval, not before.

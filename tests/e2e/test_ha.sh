@@ -211,7 +211,7 @@ for _ in $(seq 1 50); do grep -q before-failover "$WORK/ssh.out" 2>/dev/null && 
 grep -q before-failover "$WORK/ssh.out" || fail "the SSH session did not answer before the failover: $(cat "$WORK/ssh.err")"
 
 log "a connection to a blocked SNI: its hello is dropped and its retransmissions keep coming"
-ip netns exec $NS_CL curl -sk --max-time 14 --resolve blocked.portcullis.test:443:10.99.0.2 \
+ip netns exec $NS_CL curl -sk --max-time 20 --resolve blocked.portcullis.test:443:10.99.0.2 \
   https://blocked.portcullis.test/ >/dev/null 2>&1 &
 BLOCKED=$!; PIDS+=($!)
 

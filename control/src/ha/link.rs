@@ -295,7 +295,10 @@ mod tests {
         }
         assert_eq!(applied, (0..total).collect::<Vec<_>>());
         assert_eq!(s.in_flight(), 0);
-        assert!(s.stats.resent > 0 && r.stats.gaps > 0, "the link lost nothing?");
+        assert!(
+            s.stats.resent > 0 && r.stats.gaps > 0,
+            "the link lost nothing?"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use super::auth::{AuthStats, Key, Opener, Sealer, HEADER_LEN, TAG_LEN};
 use super::link::{Accept, Receiver, Sender};
 use super::role::{Role, RoleConfig, RoleMachine, Transition, MAX_PATHS};
 use super::wire::{
-    finish_sync, parse_sync, Ack, HeartbeatMsg, Item, KIND_ACK, KIND_BULK_REQUEST,
-    KIND_HEARTBEAT, KIND_SYNC,
+    finish_sync, parse_sync, Ack, HeartbeatMsg, Item, KIND_ACK, KIND_BULK_REQUEST, KIND_HEARTBEAT,
+    KIND_SYNC,
 };
 use crate::config::HaSection;
 use dataplane::conntrack::sync::{SyncEvent, WorkerSync, SYNC_QUEUE_CAPACITY};
@@ -167,12 +167,8 @@ pub struct Node {
 
 impl Node {
     pub fn new(cfg: &HaSection, cfg_path: &std::path::Path) -> Result<Node, String> {
-        let key = Key::from_file(&cfg.key_file).map_err(|e| {
-            format!(
-                "{}: key `ha.key_file`: {e}",
-                cfg_path.display()
-            )
-        })?;
+        let key = Key::from_file(&cfg.key_file)
+            .map_err(|e| format!("{}: key `ha.key_file`: {e}", cfg_path.display()))?;
         let addrs = cfg.addrs();
         let mut socks = Vec::new();
         let mut peers = Vec::new();
@@ -365,8 +361,12 @@ impl Node {
             flows: Self::table_size(stats),
         };
         for path in 0..self.socks.len() {
-            self.sealer.seal(KIND_HEARTBEAT, &msg.encode(), &mut self.out);
-            if self.socks[path].send_to(&self.out, self.peers[path]).is_err() {
+            self.sealer
+                .seal(KIND_HEARTBEAT, &msg.encode(), &mut self.out);
+            if self.socks[path]
+                .send_to(&self.out, self.peers[path])
+                .is_err()
+            {
                 self.counters.send_errors += 1;
             }
         }
@@ -383,7 +383,10 @@ impl Node {
     fn send_sealed(&mut self, kind: u8, body: &[u8], now: u64) {
         let path = self.sync_path(now);
         self.sealer.seal(kind, body, &mut self.out);
-        if self.socks[path].send_to(&self.out, self.peers[path]).is_err() {
+        if self.socks[path]
+            .send_to(&self.out, self.peers[path])
+            .is_err()
+        {
             self.counters.send_errors += 1;
         }
     }
@@ -494,7 +497,7 @@ impl Node {
     fn add_item(&mut self, item: Item, now: u64) {
         let limit = self.cfg.max_datagram.saturating_sub(HEADER_LEN + TAG_LEN);
         if self.batch_items > 0
-            && (self.batch.len() + item.len() > limit || self.batch_items == u16::MAX)
+            && (self.batch.len() + item.wire_len() > limit || self.batch_items == u16::MAX)
         {
             self.flush(now);
         }
@@ -666,8 +669,8 @@ impl Node {
                 self.nack_due = false;
             }
         }
-        let peer_active = self.role.peer_alive(now)
-            && self.peer.is_some_and(|p| p.hb.role == Role::Active);
+        let peer_active =
+            self.role.peer_alive(now) && self.peer.is_some_and(|p| p.hb.role == Role::Active);
         if matches!(self.bulk_in, BulkIn::Requested) && peer_active {
             let due = self
                 .bulk_requested_ms
@@ -679,8 +682,7 @@ impl Node {
                 self.counters.bulk_requests_sent += 1;
             }
         }
-        if self.bulk_in == BulkIn::Applying && shared.workers.iter().all(|w| w.import.is_empty())
-        {
+        if self.bulk_in == BulkIn::Applying && shared.workers.iter().all(|w| w.import.is_empty()) {
             self.bulk_in = BulkIn::Done;
             self.bulk_in_ms.1 = now;
             self.role.set_synced(true);

@@ -73,7 +73,7 @@ pub enum Item {
 }
 
 impl Item {
-    pub fn len(&self) -> usize {
+    pub fn wire_len(&self) -> usize {
         match self {
             Item::Flow(..) => FLOW_ITEM,
             Item::BulkStart { .. } => 17,
@@ -274,7 +274,7 @@ mod tests {
         finish_sync(&mut b, items.len() as u16);
         assert_eq!(
             b.len(),
-            SYNC_HEADER + items.iter().map(Item::len).sum::<usize>()
+            SYNC_HEADER + items.iter().map(Item::wire_len).sum::<usize>()
         );
         let (h, it) = parse_sync(&b).unwrap();
         assert_eq!((h.stream, h.seq, h.count), (7, 42, 4));
