@@ -51,6 +51,7 @@ bench: build
 	perf/bench-forward.sh
 	perf/bench-conntrack.sh
 	perf/bench-inspect.sh
+	perf/bench-sync.sh
 
 # Every fuzz target in turn (FUZZ_TARGETS to pick), FUZZ_SECONDS each; seeds for the inspection
 # targets come from the real captures of ../shared/corpus.

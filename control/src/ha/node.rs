@@ -32,6 +32,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Socket buffers of the HA link: a bulk sync or a burst of new connections sends thousands of
+/// datagrams at once, more than the default ~200 KiB hold (the kernel caps this at
+/// net.core.rmem_max / wmem_max; raise those on the appliance).
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// A non-blocking UDP socket bound to `local`, with large buffers.
+fn bind_udp(local: &SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        Domain::for_address(*local),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    // Best effort: a smaller buffer than asked for still works, with more resends under load.
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    s.bind(&(*local).into())?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
 /// What the HA thread shares with the workers and the control thread.
 pub struct HaShared {
     /// Whether this appliance forwards (it is the active); workers read it between bursts.
@@ -173,14 +194,12 @@ impl Node {
         let mut socks = Vec::new();
         let mut peers = Vec::new();
         for (i, (local, peer)) in addrs.iter().enumerate() {
-            let s = UdpSocket::bind(local).map_err(|e| {
+            let s = bind_udp(local).map_err(|e| {
                 format!(
                     "{}: key `ha.paths[{i}].local`: cannot bind {local}: {e}",
                     cfg_path.display()
                 )
             })?;
-            s.set_nonblocking(true)
-                .map_err(|e| format!("HA socket {local}: {e}"))?;
             socks.push(s);
             peers.push(*peer);
         }
