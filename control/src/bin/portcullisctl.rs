@@ -175,6 +175,14 @@ fn print_status(v: &serde_json::Value) {
         s("worker_cores"),
         s("idle")
     );
+    if let Some(ha) = v.get("ha") {
+        println!(
+            "ha role {}   peer {}   eligible {}",
+            ha["role"].as_str().unwrap_or("?"),
+            ha["peer"].as_str().unwrap_or("not heard"),
+            ha["eligible"]
+        );
+    }
     if let Some(ports) = v["ports"].as_array() {
         for p in ports {
             println!(
