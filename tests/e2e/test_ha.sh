@@ -306,6 +306,14 @@ wait_ha a "s['role']=='active'" 5
 wait_ha b "s['role']=='standby'" 5
 wait $PROBE_RX || true
 log "fail-back done; probe stream across it: $(python3 "$ROOT/tests/e2e/probe.py" gaps "$WORK/probe2.txt" 1)"
+log "operator: promote B, then demote it"
+hactl b ha promote >/dev/null
+wait_ha b "s['role']=='active'" 5
+wait_ha a "s['role']=='standby'" 5
+hactl b ha demote >/dev/null
+wait_ha a "s['role']=='active'" 5
+wait_ha b "s['role']=='standby' and not s['eligible']" 5
+log "promote and demote moved the active role and back"
 grep -q '"event_type":"ha"' "$WORK/b-eve.json" || fail "no ha event in B's event log"
 log "ha events: $(grep -c '"event_type":"ha"' "$WORK/a-eve.json") in A's log, $(grep -c '"event_type":"ha"' "$WORK/b-eve.json") in B's"
 exec 7>&-

@@ -547,9 +547,13 @@ impl Node {
                 .peer
                 .is_some_and(|p| matches!(p.hb.role, Role::Standby | Role::Init));
         if !peer_standby {
-            self.sender.restart();
-            self.batch.clear();
-            self.batch_items = 0;
+            // Nobody to sync to: what was in flight is moot (a standby that comes back asks for
+            // the whole table).
+            if self.sender.in_flight() > 0 || self.batch_items > 0 {
+                self.sender.restart();
+                self.batch.clear();
+                self.batch_items = 0;
+            }
             self.bulk_out_pending = false;
             return self.discard_outbound(shared);
         }

@@ -36,7 +36,8 @@
 //!   `preempt` is on. A fault reported during `Init` is applied at the end of the startup wait.
 //! - **Promote.** [`RoleMachine::promote`] makes the node active now and sets `forced`, carried in its
 //!   heartbeats and ranking above any priority, until it sees the peer not active. The peer yields
-//!   to a forced active and is *held* in standby as if demoted, so `preempt` does not undo the swap.
+//!   to a forced active and is *held* in standby as if demoted, so `preempt` does not undo the swap,
+//!   until the promoted peer stops being active (demoted, say): then the hold ends.
 //! - **Demote.** [`RoleMachine::demote`] makes the node standby and holds it there: it announces
 //!   itself not eligible and takes over only when the peer dies or enters fault, or when promoted.
 //!   Demoting both nodes leaves none active until one is promoted or the other dies; a demote with no
@@ -159,6 +160,9 @@ pub struct RoleMachine {
     forced: bool,
     /// Demoted, or yielded to a promoted peer: stay standby until promoted or the peer goes.
     held: bool,
+    /// The hold came from this node's own `demote` (kept until promoted or the peer goes), not
+    /// from yielding to a promoted peer (released once that peer is no longer active).
+    demoted: bool,
     last_rx: [Option<u64>; MAX_PATHS],
     peer: Option<Heartbeat>,
 }
@@ -180,6 +184,7 @@ impl RoleMachine {
             synced: false,
             forced: false,
             held: false,
+            demoted: false,
             last_rx: [None; MAX_PATHS],
             peer: None,
         }
@@ -251,6 +256,7 @@ impl RoleMachine {
     /// Operator: become standby and stay there until promoted or the peer dies or faults.
     pub fn demote(&mut self) -> Option<Transition> {
         self.held = true;
+        self.demoted = true;
         match self.role {
             Role::Init | Role::Active => self.enter(Role::Standby, "demoted"),
             Role::Standby | Role::Fault => None,
@@ -305,6 +311,7 @@ impl RoleMachine {
         if to == Role::Active {
             self.synced = true;
             self.held = false;
+            self.demoted = false;
         } else {
             self.forced = false;
         }
@@ -353,6 +360,12 @@ impl RoleMachine {
         match p.role {
             Role::Active => None,
             Role::Fault => self.enter(Role::Active, "peer in fault"),
+            // Yielded to a promoted peer that has since been demoted (or restarted): the hold
+            // was for that peer's forced turn, which is over; take over as usual.
+            Role::Init | Role::Standby if self.held && !self.demoted => {
+                self.held = false;
+                self.decide_standby(Some(p))
+            }
             Role::Init | Role::Standby if self.held => None,
             Role::Init | Role::Standby => {
                 let outranks = (self.cfg.priority, self.cfg.node_id) > (p.priority, p.node_id);
@@ -714,6 +727,23 @@ mod tests {
         sim.kill(1);
         sim.run(DEAD + I);
         assert_eq!(sim.role(0), A);
+    }
+
+    #[test]
+    fn demoting_a_promoted_node_hands_back_to_the_one_that_yielded() {
+        // The operator's promote-then-demote (keepalived's master-then-backup) must never leave
+        // the pair without an active.
+        let mut sim = settled(true, 1);
+        sim.m(1).promote().unwrap();
+        sim.step();
+        sim.run(100);
+        assert_eq!(sim.roles(), [S, A]);
+        sim.m(1).demote().unwrap();
+        sim.step();
+        sim.run(100);
+        assert_eq!(sim.roles(), [A, S]);
+        sim.run(500);
+        assert_eq!(sim.roles(), [A, S], "the demoted node stays standby");
     }
 
     struct XorShift(u64);
