@@ -20,34 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
+#[path = "../../dataplane/benches/common/frames.rs"]
+mod frames;
+use frames::{frame, ACK, SYN};
+
 /// Connections per run at most (both tables hold them all).
 const CAPACITY: usize = 4_000_000;
-
-fn frame(n: u32, reply: bool, seq: u32, ack: u32, flags: u8) -> [u8; 60] {
-    let mut f = [0u8; 60];
-    f[..14].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
-    f[14..26].copy_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
-    let client = [10, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-    let server = [192, 0, 2, (n % 7) as u8 + 1];
-    let (cport, sport) = (1024 + (n % 50_000) as u16, 443u16);
-    let (src, dst, sp, dp) = if reply {
-        (server, client, sport, cport)
-    } else {
-        (client, server, cport, sport)
-    };
-    f[26..30].copy_from_slice(&src);
-    f[30..34].copy_from_slice(&dst);
-    f[34..36].copy_from_slice(&sp.to_be_bytes());
-    f[36..38].copy_from_slice(&dp.to_be_bytes());
-    f[38..42].copy_from_slice(&seq.to_be_bytes());
-    f[42..46].copy_from_slice(&ack.to_be_bytes());
-    f[46] = 0x50;
-    f[47] = flags;
-    f[48..50].copy_from_slice(&64_240u16.to_be_bytes());
-    f
-}
 
 fn engine_config() -> EngineConfig {
     let mut inside = [false; MAX_PORTS];

@@ -739,11 +739,11 @@ impl Engine {
                         // inspection starting now reads the handshake from there.
                         bases = c.tcp.next_seq(true).map(|cl| (cl, c.tcp.next_seq(false)));
                     }
-                    let state = c.tcp.state();
+                    let state = c.tcp.raw_state();
                     if let Err(e) = c.tcp.track(from_initiator, &seg) {
                         return self.drop_at(tcp_drop(e), p, port, now);
                     }
-                    if c.tcp.state() != state {
+                    if c.tcp.raw_state() != state {
                         // A standby learns of every state change at once.
                         c.sync_due = 0;
                     }

@@ -550,6 +550,13 @@ impl TcpTracker {
     }
 
     /// The connection's overall state.
+    /// Both sides' states as one number: changes whenever `state()` may have (two byte loads
+    /// instead of its branches; the per-packet path compares it around `track`).
+    #[inline(always)]
+    pub fn raw_state(&self) -> u16 {
+        (self.peers[0].state as u16) << 8 | self.peers[1].state as u16
+    }
+
     pub fn state(&self) -> ConnState {
         let (a, b) = (self.peers[0].state, self.peers[1].state);
         use PeerState::*;
