@@ -208,8 +208,8 @@ pub fn run(
     let reload_flag = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_flag.clone());
     let reload = || -> serde_json::Value {
-        match Config::load(cfg_path).and_then(|c| c.build_policy(cfg_path)) {
-            Ok(p) => {
+        match Config::load(cfg_path).and_then(|c| Ok((c.build_policy(cfg_path)?, c.ha.preempt))) {
+            Ok((p, preempt)) => {
                 let v = serde_json::json!({
                     "reloaded": true,
                     "rules": p.rules.len(),
@@ -221,13 +221,9 @@ pub fn run(
                 });
                 eprintln!("portcullisd: policy reloaded: {v}");
                 policy.store(Arc::new(p));
-                if let Ok(c) = Config::load(cfg_path) {
-                    // Of [ha], only preempt changes at run time; the rest needs a restart.
-                    if ha_shared.is_some()
-                        && c.ha.preempt != ha_preempt.swap(c.ha.preempt, Ordering::Relaxed)
-                    {
-                        let _ = ha_cmd_tx.send(HaCommand::SetPreempt(c.ha.preempt));
-                    }
+                // Of [ha], only preempt changes at run time; the rest needs a restart.
+                if ha_shared.is_some() && preempt != ha_preempt.swap(preempt, Ordering::Relaxed) {
+                    let _ = ha_cmd_tx.send(HaCommand::SetPreempt(preempt));
                 }
                 v
             }

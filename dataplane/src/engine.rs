@@ -339,12 +339,7 @@ impl Engine {
         let Some(id) = self.conns.lookup(key, hash) else {
             return;
         };
-        let c = self.conns.get_mut(id);
-        if c.insp != 0 {
-            self.inspector.release(c.insp);
-            c.insp = 0;
-            self.stats.inspecting.set(self.inspector.in_use() as u64);
-        }
+        self.drop_inspection(id);
         self.settle_half_open(id);
         self.conns.remove(id);
         self.stats.sync_removed.inc();
@@ -370,13 +365,9 @@ impl Engine {
                 id
             }
         };
+        // Inspected here (split brain, or a flow both saw): the active's verdict wins.
+        self.drop_inspection(id);
         let c = self.conns.get_mut(id);
-        if c.insp != 0 {
-            // Inspected here (split brain, or a flow both saw): the active's verdict wins.
-            self.inspector.release(c.insp);
-            c.insp = 0;
-            self.stats.inspecting.set(self.inspector.in_use() as u64);
-        }
         self.stats.sync_imported.inc();
         c.tcp = s.tracker();
         c.initiator_is_lo = s.initiator_is_lo;
@@ -399,6 +390,16 @@ impl Engine {
         c.created = now.saturating_sub(s.age);
         c.last_seen = now.saturating_sub(s.idle);
         Ok(())
+    }
+
+    /// Frees a connection's inspection slot without a verdict or events (the HA peer decides).
+    fn drop_inspection(&mut self, id: ConnId) {
+        let c = self.conns.get_mut(id);
+        if c.insp != 0 {
+            self.inspector.release(c.insp);
+            c.insp = 0;
+            self.stats.inspecting.set(self.inspector.in_use() as u64);
+        }
     }
 
     /// Whether the engine forwards everything untouched (`mode = "bypass"`).
@@ -2078,10 +2079,18 @@ mod tests {
         );
         e2.process(&udp(CLIENT, 5001, SERVER, 53, b"b"), 0, 2);
         assert_eq!(e2.stats().sync_pushed.get(), 2, "repaired a second later");
-        // Refresh: an established flow pushes again after the refresh interval, not before.
-        let before = q.len();
-        e.process(&tcp(SERVER, 443, CLIENT, 40000, 901, 101, ACK), 1, 20);
-        assert_eq!(q.len(), before);
+        // Refresh: a live flow pushes again after the refresh interval (30 s), not before.
+        let again = udp(CLIENT, 5001, SERVER, 53, b"b");
+        e2.sync.as_ref().unwrap().pop().unwrap();
+        assert_eq!(e2.process(&again, 0, 31), Verdict::Forward);
+        assert_eq!(
+            e2.stats().sync_pushed.get(),
+            2,
+            "not before the refresh is due"
+        );
+        assert_eq!(e2.process(&again, 0, 32), Verdict::Forward);
+        assert_eq!(e2.stats().sync_pushed.get(), 3, "refreshed when due");
+        assert_eq!(e2.stats().sync_lost.get(), 1);
         // Its end on the active: a close event when it times out (idle past the blocked
         // connection's established timeout).
         let end = 2 + Timeouts::default().tcp_established + 10;

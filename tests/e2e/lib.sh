@@ -65,10 +65,12 @@ WORKERS_TOML=${WORKERS_TOML:-'worker_cores = [1]'}
 AFP_ARGS=${AFP_ARGS:-}
 # Extra TOML appended to the lab config (rules, blocklists...).
 EXTRA_TOML=${EXTRA_TOML:-}
-start_portcullisd() {
-  cat > "$WORK/lab.toml" <<TOML
+# Prints the lab config of one appliance: lab_config PREFIX IN_IF OUT_IF SOCKET EVENTS
+# (PREFIX: DPDK's --file-prefix; the workers from WORKERS_TOML, extra vdev args from AFP_ARGS).
+lab_config() {
+  cat <<TOML
 [eal]
-args = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "pc-e2e", "--log-level", "lib.eal:warning"]
+args = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$1", "--log-level", "lib.eal:warning"]
 [dataplane]
 control_core = 0
 $WORKERS_TOML
@@ -77,20 +79,23 @@ idle = "adaptive"
 [[ports]]
 name = "inside"
 device = "net_af_packet0"
-vdev_args = "iface=pce-in,framecnt=4096$AFP_ARGS"
+vdev_args = "iface=$2,framecnt=4096$AFP_ARGS"
 [[ports]]
 name = "outside"
 device = "net_af_packet1"
-vdev_args = "iface=pce-out,framecnt=4096$AFP_ARGS"
+vdev_args = "iface=$3,framecnt=4096$AFP_ARGS"
 [[pairs]]
 inside = "inside"
 outside = "outside"
 [control]
-socket = "$WORK/ctl.sock"
+socket = "$4"
 [events]
-path = "$WORK/eve.json"
-$EXTRA_TOML
+path = "$5"
 TOML
+}
+
+start_portcullisd() {
+  { lab_config pc-e2e pce-in pce-out "$WORK/ctl.sock" "$WORK/eve.json"; echo "$EXTRA_TOML"; } > "$WORK/lab.toml"
   "$BIN/portcullisd" --check-config "$WORK/lab.toml" >/dev/null
   "$BIN/portcullisd" --config "$WORK/lab.toml" --stats-json "$WORK/final.json" >"$WORK/portcullisd.log" 2>&1 &
   PCD_PID=$!

@@ -85,29 +85,7 @@ printf 'blocked.portcullis.test\n' > "$WORK/sni-block.txt"
 
 # write_config NAME NODE PRIORITY PREEMPT LOCAL_OCTET PEER_OCTET
 write_config() {
-  cat > "$WORK/$1.toml" <<TOML
-[eal]
-args = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "pc-ha-$1", "--log-level", "lib.eal:warning"]
-[dataplane]
-control_core = 0
-worker_cores = [1]
-mbufs = 8191
-idle = "adaptive"
-[[ports]]
-name = "inside"
-device = "net_af_packet0"
-vdev_args = "iface=in0,framecnt=4096"
-[[ports]]
-name = "outside"
-device = "net_af_packet1"
-vdev_args = "iface=out0,framecnt=4096"
-[[pairs]]
-inside = "inside"
-outside = "outside"
-[control]
-socket = "$WORK/$1.sock"
-[events]
-path = "$WORK/$1-eve.json"
+  { lab_config "pc-ha-$1" in0 out0 "$WORK/$1.sock" "$WORK/$1-eve.json"; cat <<TOML; } > "$WORK/$1.toml"
 [inspect]
 sni_block_files = ["sni-block.txt"]
 [inspect.actions]

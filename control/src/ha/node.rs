@@ -53,6 +53,18 @@ fn bind_udp(local: &SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(s.into())
 }
 
+/// The role machine's settings from `[ha]`.
+fn role_config(cfg: &HaSection, paths: usize) -> RoleConfig {
+    RoleConfig {
+        node_id: cfg.node_id,
+        priority: cfg.priority,
+        preempt: cfg.preempt,
+        interval_ms: cfg.interval_ms,
+        dead_after: cfg.dead_after,
+        paths,
+    }
+}
+
 /// What the HA thread shares with the workers and the control thread.
 pub struct HaShared {
     /// Whether this appliance forwards (it is the active); workers read it between bursts.
@@ -207,18 +219,10 @@ impl Node {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(1);
-        let role_cfg = RoleConfig {
-            node_id: cfg.node_id,
-            priority: cfg.priority,
-            preempt: cfg.preempt,
-            interval_ms: cfg.interval_ms,
-            dead_after: cfg.dead_after,
-            paths: socks.len(),
-        };
         // Resend after two heartbeat intervals without an acknowledgement (at least 5 ms).
         let rto = (2 * cfg.interval_ms).max(5);
         Ok(Node {
-            role: RoleMachine::new(role_cfg, 0),
+            role: RoleMachine::new(role_config(cfg, socks.len()), 0),
             socks,
             peers,
             sealer: Sealer::new(key.clone(), cfg.node_id, epoch),
@@ -275,7 +279,7 @@ impl Node {
         events: crossbeam_channel::Sender<serde_json::Value>,
     ) {
         self.start = Instant::now();
-        self.role = RoleMachine::new(self.role_cfg(), 0);
+        self.role = RoleMachine::new(role_config(&self.cfg, self.socks.len()), 0);
         eprintln!(
             "portcullisd: HA node {} (priority {}, preempt {}) starting: heartbeats every {} ms, peer dead after {}",
             self.cfg.node_id, self.cfg.priority, self.cfg.preempt, self.cfg.interval_ms, self.cfg.dead_after
@@ -293,7 +297,7 @@ impl Node {
                     };
                     busy = true;
                     let d = buf[..n].to_vec();
-                    self.on_datagram(path, &d, now, shared, stats, &events);
+                    self.on_datagram(path, &d, now, shared, &events);
                 }
             }
             // 2. The time: heartbeats, role, faults.
@@ -311,7 +315,7 @@ impl Node {
                 self.last_hb_ms = now;
                 self.send_heartbeats(stats);
             }
-            self.watch_peer(now, shared);
+            self.watch_peer(now);
             // 3. Operator commands.
             while let Ok(c) = commands.try_recv() {
                 let (t, reply, what) = match c {
@@ -356,17 +360,6 @@ impl Node {
         shared.forwarding.store(false, Ordering::Relaxed);
         let now = self.now_ms();
         self.publish(shared, stats, now);
-    }
-
-    fn role_cfg(&self) -> RoleConfig {
-        RoleConfig {
-            node_id: self.cfg.node_id,
-            priority: self.cfg.priority,
-            preempt: self.cfg.preempt,
-            interval_ms: self.cfg.interval_ms,
-            dead_after: self.cfg.dead_after,
-            paths: self.socks.len(),
-        }
     }
 
     fn table_size(stats: &[Arc<WorkerStats>]) -> u64 {
@@ -416,7 +409,6 @@ impl Node {
         d: &[u8],
         now: u64,
         shared: &HaShared,
-        stats: &[Arc<WorkerStats>],
         events: &crossbeam_channel::Sender<serde_json::Value>,
     ) {
         let Ok(m) = self.opener.open(d) else {
@@ -441,9 +433,8 @@ impl Node {
                 self.peer = Some(hb);
                 let t = self.role.on_heartbeat(path, &hb.hb, now);
                 self.transition(t, shared, events, now);
-                let _ = stats;
             }
-            KIND_SYNC => self.on_sync(epoch, &body, shared, now),
+            KIND_SYNC => self.on_sync(epoch, &body, shared),
             KIND_ACK => {
                 let Some(a) = Ack::decode(&body) else {
                     self.counters.malformed_bodies += 1;
@@ -612,7 +603,7 @@ impl Node {
     }
 
     /// Standby: a sync datagram from the active.
-    fn on_sync(&mut self, epoch: u64, body: &[u8], shared: &HaShared, _now: u64) {
+    fn on_sync(&mut self, epoch: u64, body: &[u8], shared: &HaShared) {
         if self.role.role() == Role::Active {
             self.counters.sync_ignored_while_active += 1;
             return;
@@ -718,7 +709,7 @@ impl Node {
     }
 
     /// Notices the peer coming (back): a standby then needs the whole table.
-    fn watch_peer(&mut self, now: u64, _shared: &HaShared) {
+    fn watch_peer(&mut self, now: u64) {
         let alive = self.role.peer_alive(now);
         if alive && !self.peer_was_alive && self.role.role() != Role::Active {
             self.want_bulk();
