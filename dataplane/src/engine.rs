@@ -498,8 +498,8 @@ impl Engine {
         v[0]
     }
 
-    /// Processes a burst stage by stage, as VPP does: classify every frame and hash its key,
-    /// prefetch every bucket, look every connection up and prefetch it, then decide. The loads
+    /// Processes a burst stage by stage, as VPP does: classify every frame, hash its key and
+    /// prefetch its bucket; prefetch the entry each bucket's tags name; then look up and decide. The loads
     /// of one burst overlap instead of stalling one after another. `frames`, `ports` and
     /// `verdicts` have equal lengths of at most `MAX_BURST`.
     #[inline]
@@ -536,19 +536,14 @@ impl Engine {
                 }
             }
         }
-        let mut found: [Option<ConnId>; MAX_BURST] = [None; MAX_BURST];
-        for i in 0..n {
-            let p = &pending[i];
+        for p in &pending[..n] {
             if p.active {
-                found[i] = self.conns.lookup(&p.key, p.hash);
-                if let Some(id) = found[i] {
-                    self.conns.prefetch_conn(id);
-                }
+                self.conns.prefetch_entry(p.hash);
             }
         }
         for i in 0..n {
             if pending[i].active {
-                verdicts[i] = self.decide(frames[i], ports[i], &pending[i], found[i], now);
+                verdicts[i] = self.decide(frames[i], ports[i], &pending[i], now);
             }
         }
     }
@@ -675,21 +670,10 @@ impl Engine {
 
     /// The connection stage: track the frame in its connection, or open one if it may.
     #[inline(always)]
-    fn decide(
-        &mut self,
-        frame: &[u8],
-        port: usize,
-        p: &Pending,
-        found: Option<ConnId>,
-        now: u32,
-    ) -> Verdict {
-        // Stage 2 looked up before earlier frames of this burst were decided: a miss may have
-        // been opened since (SYN and SYN-ACK in one burst), a hit removed (tuple reuse).
-        // Entries are only freed by the wheel, between bursts, so an id still names its key.
-        let found = match found {
-            Some(id) if self.conns.get(id).is_live() => Some(id),
-            _ => self.conns.lookup(&p.key, p.hash),
-        };
+    fn decide(&mut self, frame: &[u8], port: usize, p: &Pending, now: u32) -> Verdict {
+        // The lookup happens here, not in stage 2, so that it sees what earlier frames of this
+        // burst did (a SYN-ACK after its SYN, a reused tuple); stage 2 only fetched the lines.
+        let found = self.conns.lookup(&p.key, p.hash);
         if p.related {
             let plausible = found.is_some_and(|id| {
                 let c = self.conns.get(id);

@@ -1,7 +1,13 @@
 //! A worker's connection table: fixed capacity, preallocated at start, one writer (its worker).
 //!
-//! - Lookup: a seeded hash of the canonical `FlowKey` picks a bucket (a `u32` head of a chain of
-//!   entry indices). `hash` + `prefetch` let a burst start all its loads before it needs them.
+//! - Lookup: a seeded hash of the canonical `FlowKey` picks a bucket: one cache line of eight
+//!   slots, each a 16-bit tag (more bits of the hash) and an entry index. A key lives in its
+//!   primary bucket or, when that was full, in an alternate one (two-choice cuckoo hashing, as in
+//!   DPDK's rte_hash); the primary counts its spilled keys, so a lookup reads the alternate only
+//!   when something spilled. A lookup thus costs one bucket line and the entry's two lines, and
+//!   the tags tell which entry to fetch before the key is compared: `hash` + `prefetch` (the
+//!   bucket) + `prefetch_entry` (the entry the tag names) let a burst have all its misses in
+//!   flight at once instead of one after another (a chain walk serialises them).
 //! - Expiry: a timer wheel of one-second slots, lazily: a packet only stamps `last_seen`; when an
 //!   entry's slot comes round the wheel checks it and either expires it or reschedules it for
 //!   `last_seen + timeout`. The per-packet path never touches a list. Timeouts longer than the
@@ -20,6 +26,13 @@ const WHEEL_SLOTS: usize = 4096;
 /// round. A million entries cost ~17,000 looks a second.
 const RECHECK: u32 = 60;
 const NIL: u32 = u32::MAX;
+/// Slots per bucket: 8 tags (16 bytes) and 8 indices (32 bytes) fill one 64-byte line.
+const WAYS: usize = 8;
+/// Keys per bucket at full capacity, at most (of `WAYS`): the bucket array is sized for it, so
+/// a full table is at most 62.5% loaded and spills stay rare.
+const KEYS_PER_BUCKET: usize = 5;
+/// In a slot's index: the entry's primary bucket is the other one (it spilled here).
+const SPILLED: u32 = 1 << 31;
 
 /// Timeouts in seconds, per protocol and state. Defaults after Linux conntrack and pf, with two
 /// deliberate differences: half-open TCP (SYN sent, SYN received) lasts 30 s instead of their
@@ -68,8 +81,10 @@ pub enum SimpleState {
     Replied,
 }
 
-/// One connection. Its size is part of the design (checked by a test: at most 128 bytes).
+/// One connection: exactly two cache lines (checked by a test), aligned to them. The first
+/// holds the key and what every packet reads; the second the TCP tracker and the counters.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 pub struct Conn {
     pub key: FlowKey,
     /// Whether the initiator is the key's lo endpoint.
@@ -82,20 +97,54 @@ pub struct Conn {
     pub flags: u8,
     /// The connection's inspection slot while its handshake is inspected (0: none).
     pub insp: u16,
-    pub tcp: TcpTracker,
-    /// Packets and bytes from the initiator (`orig`) and from the responder (`reply`).
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
-    /// Seconds (of the caller's clock) of creation and of the last packet.
-    pub created: u32,
+    live: bool,
+    /// Seconds (of the caller's clock) of the last packet and of creation.
     pub last_seen: u32,
+    pub created: u32,
     /// HA sync: the second from which this connection's next packet pushes a sync event (its
     /// refresh); 0 asks for one at once (a new connection, a changed state, an event lost to a
     /// full queue); `u32::MAX` when sync is off.
     pub sync_due: u32,
-    hash_next: u32,
-    wheel_next: u32,
-    live: bool,
+    /// The next entry in its wheel slot (live or removed), or on the free list (released).
+    next: u32,
+    pub tcp: TcpTracker,
+    /// Packets and bytes from the initiator (`orig`) and from the responder (`reply`).
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+}
+
+/// One line of the index: eight (tag, entry) slots. A free slot has tag 0 and index `NIL`.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Bucket {
+    tags: [u16; WAYS],
+    slots: [u32; WAYS],
+    /// Keys whose primary bucket this is, stored in their alternate: a lookup that misses here
+    /// reads the alternate only when this is not 0.
+    spilled: u32,
+}
+
+impl Bucket {
+    const EMPTY: Bucket = Bucket {
+        tags: [0; WAYS],
+        slots: [NIL; WAYS],
+        spilled: 0,
+    };
+
+    /// The slots whose tag is `tag`, as a bit mask (compiles to one vector compare).
+    #[inline(always)]
+    fn matches(&self, tag: u16) -> u32 {
+        let mut m = 0;
+        for (w, &t) in self.tags.iter().enumerate() {
+            m |= ((t == tag) as u32) << w;
+        }
+        m
+    }
+
+    #[inline]
+    fn free_way(&self) -> Option<usize> {
+        self.slots.iter().position(|&s| s == NIL)
+    }
 }
 
 impl Conn {
@@ -158,7 +207,7 @@ impl ConnId {
 pub struct TableFull;
 
 pub struct ConnTable {
-    buckets: Box<[u32]>,
+    buckets: Box<[Bucket]>,
     entries: Box<[Conn]>,
     free: u32,
     len: usize,
@@ -187,8 +236,8 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 impl ConnTable {
     /// A table for `capacity` connections, all memory allocated now. `now` starts the wheel.
     pub fn with_capacity(capacity: usize, timeouts: Timeouts, now: u32) -> ConnTable {
-        let capacity = capacity.clamp(1, NIL as usize - 1);
-        let nb = capacity.next_power_of_two();
+        let capacity = capacity.clamp(1, (SPILLED - 1) as usize);
+        let nb = capacity.div_ceil(KEYS_PER_BUCKET).next_power_of_two();
         let blank = Conn {
             key: FlowKey::default(),
             initiator_is_lo: true,
@@ -196,15 +245,14 @@ impl ConnTable {
             app_proto: 0,
             flags: 0,
             insp: 0,
+            live: false,
+            last_seen: 0,
+            created: 0,
+            sync_due: u32::MAX,
+            next: NIL,
             tcp: TcpTracker::default_for_other(),
             packets: [0; 2],
             bytes: [0; 2],
-            created: 0,
-            last_seen: 0,
-            sync_due: u32::MAX,
-            hash_next: NIL,
-            wheel_next: NIL,
-            live: false,
         };
         // Allocated, advised, then filled: the first touch (the fill) faults in huge pages.
         let mut entries: Box<[Conn]> = {
@@ -213,18 +261,18 @@ impl ConnTable {
             v.resize(capacity, blank);
             v.into_boxed_slice()
         };
-        // The free list threads through hash_next.
+        // The free list threads through `next`.
         for (i, e) in entries.iter_mut().enumerate() {
-            e.hash_next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
+            e.next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
         }
         let seed = {
             use std::hash::BuildHasher;
             std::collections::hash_map::RandomState::new().hash_one(0xc0_22_u64)
         };
         let buckets = {
-            let mut v: Vec<u32> = Vec::with_capacity(nb);
+            let mut v: Vec<Bucket> = Vec::with_capacity(nb);
             crate::dpdk::advise_huge_pages(v.spare_capacity_mut());
-            v.resize(nb, NIL);
+            v.resize(nb, Bucket::EMPTY);
             v.into_boxed_slice()
         };
         ConnTable {
@@ -281,27 +329,65 @@ impl ConnTable {
         fold_mul(h ^ tail, K2 ^ self.seed)
     }
 
-    /// Prefetches the bucket `hash` falls in (stage 2 of a bulk lookup).
+    /// The primary bucket and the tag of a hash. Tags are never 0 (a free slot's tag).
+    #[inline(always)]
+    fn place_of(&self, hash: u64) -> (usize, u16) {
+        let t = (hash >> 48) as u16;
+        (hash as usize & self.mask, t | (t == 0) as u16)
+    }
+
+    /// A key's other bucket, from either of its two and its tag alone (so entries can move
+    /// between them without reading the entry). Differs from `b` whenever there are two buckets.
+    #[inline(always)]
+    fn alt(&self, b: usize, tag: u16) -> usize {
+        (b ^ ((tag as usize).wrapping_mul(0x9e37_79b9) | 1)) & self.mask
+    }
+
+    /// Prefetches the bucket `hash` falls in (stage 1 of a bulk lookup).
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
         crate::dpdk::prefetch(&self.buckets[hash as usize & self.mask]);
     }
 
-    /// Prefetches a connection found by `lookup` (stage 3, before its update).
+    /// Prefetches both lines of the entry the primary bucket's tags name for `hash` (stage 2,
+    /// once the bucket has arrived); `lookup` then finds everything in cache.
     #[inline(always)]
-    pub fn prefetch_conn(&self, id: ConnId) {
-        crate::dpdk::prefetch(&self.entries[id.0 as usize]);
+    pub fn prefetch_entry(&self, hash: u64) {
+        let (b, tag) = self.place_of(hash);
+        let bucket = &self.buckets[b];
+        let m = bucket.matches(tag);
+        if m != 0 {
+            let i = (bucket.slots[m.trailing_zeros() as usize] & !SPILLED) as usize;
+            if let Some(e) = self.entries.get(i) {
+                // An entry is two aligned lines; `tcp` starts the second.
+                crate::dpdk::prefetch(e);
+                crate::dpdk::prefetch(&e.tcp);
+            }
+        }
     }
 
     #[inline]
     pub fn lookup(&self, key: &FlowKey, hash: u64) -> Option<ConnId> {
-        let mut i = self.buckets[hash as usize & self.mask];
-        while i != NIL {
-            let e = &self.entries[i as usize];
-            if e.key == *key {
+        let (b, tag) = self.place_of(hash);
+        if let Some(id) = self.find_in(b, tag, key) {
+            return Some(id);
+        }
+        if self.buckets[b].spilled == 0 {
+            return None;
+        }
+        self.find_in(self.alt(b, tag), tag, key)
+    }
+
+    #[inline(always)]
+    fn find_in(&self, b: usize, tag: u16, key: &FlowKey) -> Option<ConnId> {
+        let bucket = &self.buckets[b];
+        let mut m = bucket.matches(tag);
+        while m != 0 {
+            let i = bucket.slots[m.trailing_zeros() as usize] & !SPILLED;
+            if self.entries[i as usize].key == *key {
                 return Some(ConnId(i));
             }
-            i = e.hash_next;
+            m &= m - 1;
         }
         None
     }
@@ -326,13 +412,12 @@ impl ConnTable {
         tcp: TcpTracker,
         now: u32,
     ) -> Result<ConnId, TableFull> {
-        if self.free == NIL {
+        if self.free == NIL || !self.index(self.free, hash) {
             return Err(TableFull);
         }
         let i = self.free;
-        let b = hash as usize & self.mask;
         let e = &mut self.entries[i as usize];
-        self.free = e.hash_next;
+        self.free = e.next;
         *e = Conn {
             key: *key,
             initiator_is_lo,
@@ -340,21 +425,86 @@ impl ConnTable {
             app_proto: 0,
             flags: 0,
             insp: 0,
+            live: true,
+            last_seen: now,
+            created: now,
+            sync_due: self.sync_due_new,
+            next: NIL,
             tcp,
             packets: [0; 2],
             bytes: [0; 2],
-            created: now,
-            last_seen: now,
-            sync_due: self.sync_due_new,
-            hash_next: self.buckets[b],
-            wheel_next: NIL,
-            live: true,
         };
-        self.buckets[b] = i;
         self.len += 1;
         let due = now.wrapping_add(e.timeout(&self.timeouts).clamp(1, RECHECK));
         self.schedule(i, due);
         Ok(ConnId(i))
+    }
+
+    /// Puts entry `i` in the index under `hash`: its primary bucket, else its alternate, else
+    /// makes room by moving residents to their other buckets (two moves deep). False only when
+    /// all of that is full, which a table at most 62.5% loaded practically never is.
+    fn index(&mut self, i: u32, hash: u64) -> bool {
+        let (b1, tag) = self.place_of(hash);
+        let b2 = self.alt(b1, tag);
+        let choices: &[(usize, bool)] = if b1 == b2 {
+            &[(b1, false)]
+        } else {
+            &[(b1, false), (b2, true)]
+        };
+        for &(b, spill) in choices {
+            if let Some(w) = self.buckets[b].free_way() {
+                self.fill(b, w, tag, i, spill, b1);
+                return true;
+            }
+        }
+        for &(b, spill) in choices {
+            if let Some(w) = self.make_room(b, 2) {
+                self.fill(b, w, tag, i, spill, b1);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn fill(&mut self, b: usize, w: usize, tag: u16, i: u32, spill: bool, primary: usize) {
+        self.buckets[b].tags[w] = tag;
+        self.buckets[b].slots[w] = if spill { i | SPILLED } else { i };
+        if spill {
+            self.buckets[primary].spilled += 1;
+        }
+    }
+
+    /// Frees a slot of bucket `b` by moving one of its residents to that resident's other
+    /// bucket, recursively up to `depth` moves. Returns the freed way.
+    fn make_room(&mut self, b: usize, depth: u32) -> Option<usize> {
+        for w in 0..WAYS {
+            let (tag, slot) = (self.buckets[b].tags[w], self.buckets[b].slots[w]);
+            let other = self.alt(b, tag);
+            if other == b {
+                continue;
+            }
+            let to = match self.buckets[other].free_way() {
+                Some(to) => Some(to),
+                None if depth > 1 => self.make_room(other, depth - 1),
+                None => None,
+            };
+            let Some(to) = to else { continue };
+            // The resident moves from `b` to `other`: back home if it had spilled into `b`,
+            // or out of its home `b` into its alternate.
+            let moved = if slot & SPILLED != 0 {
+                self.buckets[other].spilled -= 1;
+                slot & !SPILLED
+            } else {
+                self.buckets[b].spilled += 1;
+                slot | SPILLED
+            };
+            self.buckets[other].tags[to] = tag;
+            self.buckets[other].slots[to] = moved;
+            self.buckets[b].tags[w] = 0;
+            self.buckets[b].slots[w] = NIL;
+            return Some(w);
+        }
+        None
     }
 
     /// Removes a connection now (e.g. a RST under a policy that drops closed state at once).
@@ -367,21 +517,22 @@ impl ConnTable {
         self.len -= 1;
     }
 
+    /// Takes entry `i` out of the index.
     fn unlink(&mut self, i: u32, hash: u64) {
-        let b = hash as usize & self.mask;
-        if self.buckets[b] == i {
-            self.buckets[b] = self.entries[i as usize].hash_next;
-            return;
-        }
-        let mut p = self.buckets[b];
-        while p != NIL {
-            let next = self.entries[p as usize].hash_next;
-            if next == i {
-                self.entries[p as usize].hash_next = self.entries[i as usize].hash_next;
+        let (b1, tag) = self.place_of(hash);
+        for b in [b1, self.alt(b1, tag)] {
+            let bucket = &mut self.buckets[b];
+            if let Some(w) = bucket.slots.iter().position(|&s| s & !SPILLED == i) {
+                let spilled = bucket.slots[w] & SPILLED != 0;
+                bucket.tags[w] = 0;
+                bucket.slots[w] = NIL;
+                if spilled {
+                    self.buckets[b1].spilled -= 1;
+                }
                 return;
             }
-            p = next;
         }
+        debug_assert!(false, "entry {i} not in the index");
     }
 
     fn schedule(&mut self, i: u32, due: u32) {
@@ -393,7 +544,7 @@ impl ConnTable {
         };
         let slot = due as usize % WHEEL_SLOTS;
         let e = &mut self.entries[i as usize];
-        e.wheel_next = self.wheel[slot];
+        e.next = self.wheel[slot];
         self.wheel[slot] = i;
     }
 
@@ -412,8 +563,8 @@ impl ConnTable {
             for slot in 0..WHEEL_SLOTS {
                 let mut l = std::mem::replace(&mut self.wheel[slot], NIL);
                 while l != NIL {
-                    let next = self.entries[l as usize].wheel_next;
-                    self.entries[l as usize].wheel_next = all;
+                    let next = self.entries[l as usize].next;
+                    self.entries[l as usize].next = all;
                     all = l;
                     l = next;
                 }
@@ -435,7 +586,7 @@ impl ConnTable {
                 }
                 seen += 1;
                 let i = self.pending;
-                self.pending = self.entries[i as usize].wheel_next;
+                self.pending = self.entries[i as usize].next;
                 let e = self.entries[i as usize];
                 if !e.live {
                     self.release(i);
@@ -499,7 +650,7 @@ impl ConnTable {
     fn release(&mut self, i: u32) {
         let e = &mut self.entries[i as usize];
         e.live = false;
-        e.hash_next = self.free;
+        e.next = self.free;
         self.free = i;
     }
 }
@@ -538,10 +689,15 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_fits_in_128_bytes() {
-        let size = std::mem::size_of::<Conn>();
-        eprintln!("Conn: {size} bytes");
-        assert!(size <= 128, "Conn is {size} bytes");
+    fn an_entry_is_two_cache_lines_and_a_bucket_one() {
+        assert_eq!(std::mem::size_of::<Conn>(), 128);
+        assert_eq!(std::mem::align_of::<Conn>(), 64);
+        assert_eq!(
+            std::mem::offset_of!(Conn, tcp),
+            64,
+            "the tracker starts line two"
+        );
+        assert_eq!(std::mem::size_of::<Bucket>(), 64);
     }
 
     #[test]
@@ -666,6 +822,86 @@ mod tests {
         t.expire(1, 10, |_| {});
         t.expire(Timeouts::default().tcp_syn_sent, 10, |_| {});
         assert!(t.insert(&c, t.hash(&c), true, syn(), 30).is_ok());
+    }
+
+    /// Every live entry is in the index exactly once, in one of its two buckets; nothing else
+    /// is; every bucket counts exactly the keys that spilled from it.
+    fn check_index(t: &ConnTable) {
+        let mut spilled = vec![0u32; t.buckets.len()];
+        let mut seen = 0;
+        for (b, bucket) in t.buckets.iter().enumerate() {
+            for w in 0..WAYS {
+                let slot = bucket.slots[w];
+                if slot == NIL {
+                    assert_eq!(bucket.tags[w], 0);
+                    continue;
+                }
+                let i = (slot & !SPILLED) as usize;
+                let e = &t.entries[i];
+                assert!(e.live, "slot names a dead entry");
+                let (home, tag) = t.place_of(t.hash(&e.key));
+                assert_eq!(bucket.tags[w], tag);
+                if slot & SPILLED != 0 {
+                    assert_eq!(b, t.alt(home, tag));
+                    spilled[home] += 1;
+                } else {
+                    assert_eq!(b, home);
+                }
+                assert_eq!(t.lookup(&e.key, t.hash(&e.key)), Some(ConnId(i as u32)));
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, t.len());
+        for (b, bucket) in t.buckets.iter().enumerate() {
+            assert_eq!(bucket.spilled, spilled[b], "bucket {b}");
+        }
+    }
+
+    #[test]
+    fn a_full_index_spills_moves_and_stays_consistent() {
+        // 5000 connections in 1024 buckets of 8: at capacity the index is 61% loaded, so keys
+        // spill to alternates and insertions move residents; then churn.
+        let mut t = ConnTable::with_capacity(5000, Timeouts::default(), 0);
+        for n in 0..5000 {
+            let k = key(n, 17);
+            t.insert(&k, t.hash(&k), true, syn(), 0).unwrap();
+        }
+        check_index(&t);
+        let spilled: u32 = t.buckets.iter().map(|b| b.spilled).sum();
+        assert!(spilled > 0, "a full table spills some keys");
+        let mut x = 12345u32;
+        for round in 0..20_000u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let k = key(x % 7000, 17);
+            let h = t.hash(&k);
+            match t.lookup(&k, h) {
+                Some(id) => t.remove(id),
+                None => match t.insert(&k, h, true, syn(), 0) {
+                    Ok(_) => {}
+                    Err(TableFull) => {
+                        // Removed entries wait for the wheel: let it reclaim them.
+                        t.expire(round, usize::MAX, |_| {});
+                    }
+                },
+            }
+            if round % 2000 == 0 {
+                check_index(&t);
+            }
+        }
+        check_index(&t);
+    }
+
+    #[test]
+    fn a_one_bucket_table_refuses_past_its_capacity() {
+        // Capacity 5 is one bucket, whose alternate is itself.
+        let mut t = ConnTable::with_capacity(5, Timeouts::default(), 0);
+        for n in 0..5 {
+            let k = key(n, 6);
+            t.insert(&k, t.hash(&k), true, syn(), 0).unwrap();
+        }
+        let k = key(99, 6);
+        assert_eq!(t.insert(&k, t.hash(&k), true, syn(), 0), Err(TableFull));
+        check_index(&t);
     }
 
     mod properties {
