@@ -20,7 +20,7 @@ use crate::flow::FlowKey;
 use crate::inspect::checks::{Check, CheckAction, Fired, InspectPolicy};
 use crate::inspect::detect::{detect_tcp, detect_udp, AppProto};
 use crate::inspect::session::{InspectLimits, Inspector, PacketView, Progress, TlsMeta};
-use crate::parse::{parse_frame, parse_quoted, Fragment, ParsedPacket, L3};
+use crate::parse::{parse_frame, parse_frame_into, parse_quoted, Fragment, ParsedPacket, L3};
 use crate::policy::{Decision, NewConn, Policy, RuleAction};
 use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
@@ -135,12 +135,6 @@ pub const MAX_BURST: usize = 32;
 /// expiries can cause (a few µs).
 const EXPIRE_BUDGET: usize = 256;
 
-/// A frame classified by stage 1 of a burst.
-enum Classified {
-    Done(Verdict),
-    Flow(Pending),
-}
-
 /// A frame waiting for the connection stages.
 #[derive(Clone, Copy, Default)]
 struct Pending {
@@ -152,8 +146,10 @@ struct Pending {
     icmp_opens: bool,
     hash: u64,
     key: FlowKey,
-    /// The TCP segment, read in stage 1 while its header is in cache.
-    seg: Option<Segment>,
+    /// An unfragmented TCP segment: its header, at `l4_offset`, is read in stage 3 (the
+    /// frame is still in cache; a segment carried from stage 1 cost a copy per packet).
+    tcp: bool,
+    l4_offset: u16,
     /// Where the L4 payload is, for protocol detection on a connection's first payload.
     payload_offset: u16,
     payload_len: u16,
@@ -527,12 +523,12 @@ impl Engine {
         }
         let mut pending = [Pending::default(); MAX_BURST];
         for i in 0..n {
-            match self.classify(frames[i]) {
-                Classified::Done(v) => verdicts[i] = v,
-                Classified::Flow(mut p) => {
+            match self.classify(frames[i], &mut pending[i]) {
+                Some(v) => verdicts[i] = v,
+                None => {
+                    let p = &mut pending[i];
                     p.hash = self.conns.hash(&p.key);
                     self.conns.prefetch(p.hash);
-                    pending[i] = p;
                 }
             }
         }
@@ -567,23 +563,25 @@ impl Engine {
         self.stats.rx_bytes[port].add(bytes);
     }
 
-    /// Parses the frame and applies the per-class policy; a frame that belongs to (or may open)
-    /// a connection comes back with its key for the connection stages.
+    /// Parses the frame and applies the per-class policy: a verdict, or `None` for a frame that
+    /// belongs to (or may open) a connection, whose key and the rest the connection stages need
+    /// are then in `pend` (written in place: no copy of a summary per packet).
     #[inline(always)]
-    fn classify(&mut self, frame: &[u8]) -> Classified {
-        let p = match parse_frame(frame) {
-            Ok(p) => p,
+    fn classify(&mut self, frame: &[u8], pend: &mut Pending) -> Option<Verdict> {
+        let mut p = ParsedPacket::EMPTY;
+        match parse_frame_into(frame, &mut p) {
+            Ok(()) => {}
             Err(e) => {
                 self.stats.parse_errors[e.index()].inc();
-                return Classified::Done(match self.config.malformed {
+                return Some(match self.config.malformed {
                     Action::Forward => Verdict::Forward,
                     Action::Drop => self.drop(DropReason::Malformed),
                 });
             }
-        };
+        }
         if p.l3 == L3::Other {
             self.stats.non_ip.inc();
-            return Classified::Done(match self.config.non_ip {
+            return Some(match self.config.non_ip {
                 Action::Forward => Verdict::Forward,
                 Action::Drop => self.drop(DropReason::NonIp),
             });
@@ -591,24 +589,13 @@ impl Engine {
         if p.fragment != Fragment::None {
             self.stats.fragments.inc();
             if self.config.fragments == Action::Drop {
-                return Classified::Done(self.drop(DropReason::Fragment));
+                return Some(self.drop(DropReason::Fragment));
             }
         }
-        let mut pend = Pending {
-            active: true,
-            payload_offset: p.payload_offset,
-            payload_len: p.payload_len,
-            ..Pending::default()
-        };
-        if p.proto == 6 && p.fragment == Fragment::None {
-            match Segment::parse(
-                frame.get(p.l4_offset as usize..).unwrap_or(&[]),
-                p.payload_len as u32,
-            ) {
-                Some(seg) => pend.seg = Some(seg),
-                None => return Classified::Done(self.drop(DropReason::Malformed)),
-            }
-        }
+        pend.payload_offset = p.payload_offset;
+        pend.payload_len = p.payload_len;
+        pend.tcp = p.proto == 6 && p.fragment == Fragment::None;
+        pend.l4_offset = p.l4_offset;
         if p.is_icmp() && p.fragment == Fragment::None {
             if let Some(kind) = icmp_kind(&p) {
                 match kind {
@@ -618,16 +605,16 @@ impl Engine {
                         // other host is refused), from a source not on a blocklist.
                         let quoted = frame.get(p.l4_offset as usize + 8..).unwrap_or(&[]);
                         let Some(q) = parse_quoted(quoted, p.l3).ok() else {
-                            return Classified::Done(self.drop(DropReason::NoState));
+                            return Some(self.drop(DropReason::NoState));
                         };
                         let Some((key, q_lo_to_hi)) = FlowKey::from_parsed_directed(&q) else {
-                            return Classified::Done(self.drop(DropReason::NoState));
+                            return Some(self.drop(DropReason::NoState));
                         };
                         if q.src != p.dst {
-                            return Classified::Done(self.drop(DropReason::NoState));
+                            return Some(self.drop(DropReason::NoState));
                         }
                         if self.policy.blocklist.contains(&p.src, p.l3 == L3::Ipv6) {
-                            return Classified::Done(self.drop(DropReason::Blocklist));
+                            return Some(self.drop(DropReason::Blocklist));
                         }
                         if q.proto == 6 {
                             // The quoted TCP sequence number, checked against the window in the
@@ -636,21 +623,22 @@ impl Engine {
                             pend.quote_seq =
                                 t.map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                             if pend.quote_seq.is_none() {
-                                return Classified::Done(self.drop(DropReason::NoState));
+                                return Some(self.drop(DropReason::NoState));
                             }
                         }
                         pend.key = key;
                         pend.lo_to_hi = q_lo_to_hi;
                         pend.related = true;
-                        return Classified::Flow(pend);
+                        pend.active = true;
+                        return None;
                     }
                     IcmpKind::Opens => pend.icmp_opens = true,
                     IcmpKind::Reply => {}
-                    IcmpKind::Refused => return Classified::Done(self.drop(DropReason::NoState)),
+                    IcmpKind::Refused => return Some(self.drop(DropReason::NoState)),
                     IcmpKind::LinkControl => {
                         // IPv6's ARP: under the same policy as ARP.
                         self.stats.non_ip.inc();
-                        return Classified::Done(match self.config.non_ip {
+                        return Some(match self.config.non_ip {
                             Action::Forward => Verdict::Forward,
                             Action::Drop => self.drop(DropReason::NonIp),
                         });
@@ -662,9 +650,10 @@ impl Engine {
             Some((key, lo_to_hi)) => {
                 pend.key = key;
                 pend.lo_to_hi = lo_to_hi;
-                Classified::Flow(pend)
+                pend.active = true;
+                None
             }
-            None => Classified::Done(Verdict::Forward),
+            None => Some(Verdict::Forward),
         }
     }
 
@@ -688,7 +677,18 @@ impl Engine {
             };
         }
         let len = frame.len() as u32;
-        let seg = p.seg;
+        let seg = if p.tcp {
+            // Stage 1's parser checked this header, so it fits.
+            match Segment::parse(
+                frame.get(p.l4_offset as usize..).unwrap_or(&[]),
+                p.payload_len as u32,
+            ) {
+                Some(seg) => Some(seg),
+                None => return self.drop_at(DropReason::Malformed, p, port, now),
+            }
+        } else {
+            None
+        };
         if let Some(id) = found {
             let c = self.conns.get_mut(id);
             let from_initiator = p.lo_to_hi == c.initiator_is_lo;

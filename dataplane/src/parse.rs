@@ -257,26 +257,36 @@ fn off16(x: usize) -> u16 {
 /// found malformed.
 #[inline]
 pub fn parse_frame(frame: &[u8]) -> Result<ParsedPacket, ParseError> {
+    let mut p = ParsedPacket::EMPTY;
+    parse_frame_into(frame, &mut p)?;
+    Ok(p)
+}
+
+/// [`parse_frame`] into a summary the caller holds (`ParsedPacket::EMPTY` or a reused one,
+/// which this overwrites): the per-packet path parses in place instead of copying the summary
+/// out of a `Result`.
+#[inline(always)]
+pub fn parse_frame_into(frame: &[u8], p: &mut ParsedPacket) -> Result<(), ParseError> {
     let tags = ethernet::walk_tags(frame).map_err(|e| match e {
         TagError::FrameTruncated => ParseError::EthernetTruncated,
         TagError::TagTruncated => ParseError::VlanTruncated,
         TagError::TooManyTags => ParseError::VlanTooManyTags,
     })?;
-    let mut p = ParsedPacket::EMPTY;
+    *p = ParsedPacket::EMPTY;
     p.vlan_count = tags.count;
     p.vlans = tags.vids;
     p.ethertype = tags.ethertype;
     p.l3_offset = off16(tags.payload_offset);
     let l3 = frame.get(tags.payload_offset..).unwrap_or(&[]);
     match tags.ethertype {
-        ethertype::IPV4 => parse_ipv4(l3, tags.payload_offset, Mode::Frame, &mut p)?,
-        ethertype::IPV6 => parse_ipv6(l3, tags.payload_offset, Mode::Frame, &mut p)?,
+        ethertype::IPV4 => parse_ipv4(l3, tags.payload_offset, Mode::Frame, p)?,
+        ethertype::IPV6 => parse_ipv6(l3, tags.payload_offset, Mode::Frame, p)?,
         _ => {
             p.payload_offset = p.l3_offset;
             p.payload_len = off16(l3.len());
         }
     }
-    Ok(p)
+    Ok(())
 }
 
 /// Parses the invoking packet quoted by an ICMP error (the bytes from
