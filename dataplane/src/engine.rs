@@ -20,7 +20,9 @@ use crate::flow::FlowKey;
 use crate::inspect::checks::{Check, CheckAction, Fired, InspectPolicy};
 use crate::inspect::detect::{detect_tcp, detect_udp, AppProto};
 use crate::inspect::session::{InspectLimits, Inspector, PacketView, Progress, TlsMeta};
-use crate::parse::{parse_frame, parse_frame_into, parse_quoted, Fragment, ParsedPacket, L3};
+use crate::parse::{
+    parse_fast, parse_frame, parse_frame_into, parse_quoted, Fragment, ParsedPacket, L3,
+};
 use crate::policy::{Decision, NewConn, Policy, RuleAction};
 use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
@@ -523,6 +525,33 @@ impl Engine {
         }
         let mut pending = [Pending::default(); MAX_BURST];
         for i in 0..n {
+            if let Some(f) = parse_fast(frames[i]) {
+                // The common frame (IPv4 TCP/UDP, no options, no tags, not a fragment): key
+                // and hash from registers. Everything else takes `classify`.
+                let (key, lo_to_hi) =
+                    FlowKey::from_v4(f.src, f.src_port, f.dst, f.dst_port, f.proto);
+                let (lo, hi) = if lo_to_hi {
+                    (f.src, f.dst)
+                } else {
+                    (f.dst, f.src)
+                };
+                let hash = self
+                    .conns
+                    .hash_v4(lo, key.lo_port, hi, key.hi_port, f.proto);
+                self.conns.prefetch(hash);
+                pending[i] = Pending {
+                    active: true,
+                    lo_to_hi,
+                    hash,
+                    key,
+                    tcp: f.proto == 6,
+                    l4_offset: f.l4_offset,
+                    payload_offset: f.payload_offset,
+                    payload_len: f.payload_len,
+                    ..Pending::default()
+                };
+                continue;
+            }
             match self.classify(frames[i], &mut pending[i]) {
                 Some(v) => verdicts[i] = v,
                 None => {

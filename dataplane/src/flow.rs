@@ -57,6 +57,29 @@ impl FlowKey {
         (key, lo_to_hi)
     }
 
+    /// [`FlowKey::from_endpoints`] for IPv4 endpoints given as big-endian values (what
+    /// `parse::parse_fast` reads), comparing in registers.
+    #[inline(always)]
+    pub fn from_v4(src: u32, src_port: u16, dst: u32, dst_port: u16, proto: u8) -> (FlowKey, bool) {
+        let lo_to_hi =
+            ((src as u64) << 16 | src_port as u64) <= ((dst as u64) << 16 | dst_port as u64);
+        let ((lo, lo_port), (hi, hi_port)) = if lo_to_hi {
+            ((src, src_port), (dst, dst_port))
+        } else {
+            ((dst, dst_port), (src, src_port))
+        };
+        let widen = |a: u32| ((a as u128) << 96).to_be_bytes();
+        let key = FlowKey {
+            lo_addr: widen(lo),
+            hi_addr: widen(hi),
+            lo_port,
+            hi_port,
+            proto,
+            is_ipv6: false,
+        };
+        (key, lo_to_hi)
+    }
+
     /// The key for a parsed packet; `None` for non-IP frames. Ports are the
     /// parser's: TCP/UDP ports, the ICMP echo identifier on both sides, or 0
     /// (non-first fragments, other protocols, ICMP errors).
@@ -298,5 +321,23 @@ mod tests {
     #[test]
     fn compact() {
         assert_eq!(core::mem::size_of::<FlowKey>(), 38);
+    }
+
+    #[test]
+    fn the_ipv4_shortcut_builds_the_same_key() {
+        let w = |a: u32| ((a as u128) << 96).to_be_bytes();
+        for (a, ap, b, bp) in [
+            (0x0a00_0001u32, 5000u16, 0xc000_0201u32, 443u16),
+            (0xc000_0201, 443, 0x0a00_0001, 5000),
+            (7, 1, 7, 2),
+            (7, 2, 7, 1),
+            (7, 9, 7, 9),
+            (u32::MAX, 0, 0, u16::MAX),
+        ] {
+            assert_eq!(
+                FlowKey::from_v4(a, ap, b, bp, 17),
+                FlowKey::from_endpoints(w(a), ap, w(b), bp, 17, false)
+            );
+        }
     }
 }

@@ -313,18 +313,32 @@ impl ConnTable {
     /// The table's hash of a key (stage 1 of a bulk lookup).
     #[inline(always)]
     pub fn hash(&self, k: &FlowKey) -> u64 {
-        const K0: u64 = 0x243f_6a88_85a3_08d3;
-        const K1: u64 = 0x1319_8a2e_0370_7344;
-        const K2: u64 = 0xa409_3822_299f_31d0;
         let w =
             |a: &[u8; 16], i: usize| u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let v6 = k.is_ipv6.then(|| (w(&k.lo_addr, 8), w(&k.hi_addr, 8)));
         let tail = k.lo_port as u64
             | (k.hi_port as u64) << 16
             | (k.proto as u64) << 32
             | (k.is_ipv6 as u64) << 40;
-        let mut h = fold_mul(w(&k.lo_addr, 0) ^ self.seed ^ K0, w(&k.hi_addr, 0) ^ K1);
-        if k.is_ipv6 {
-            h ^= fold_mul(w(&k.lo_addr, 8) ^ K2, w(&k.hi_addr, 8) ^ self.seed);
+        self.hash_words(w(&k.lo_addr, 0), w(&k.hi_addr, 0), v6, tail)
+    }
+
+    /// `hash` of the IPv4 key with these endpoints (big-endian address values), from registers:
+    /// the per-packet fast path hashes without reading back a key it has just stored.
+    #[inline(always)]
+    pub fn hash_v4(&self, lo: u32, lo_port: u16, hi: u32, hi_port: u16, proto: u8) -> u64 {
+        let tail = lo_port as u64 | (hi_port as u64) << 16 | (proto as u64) << 32;
+        self.hash_words(lo.swap_bytes() as u64, hi.swap_bytes() as u64, None, tail)
+    }
+
+    #[inline(always)]
+    fn hash_words(&self, lo0: u64, hi0: u64, v6: Option<(u64, u64)>, tail: u64) -> u64 {
+        const K0: u64 = 0x243f_6a88_85a3_08d3;
+        const K1: u64 = 0x1319_8a2e_0370_7344;
+        const K2: u64 = 0xa409_3822_299f_31d0;
+        let mut h = fold_mul(lo0 ^ self.seed ^ K0, hi0 ^ K1);
+        if let Some((lo1, hi1)) = v6 {
+            h ^= fold_mul(lo1 ^ K2, hi1 ^ self.seed);
         }
         fold_mul(h ^ tail, K2 ^ self.seed)
     }
@@ -686,6 +700,20 @@ mod tests {
             false,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_ipv4_hash_from_registers_is_the_key_hash() {
+        let t = ConnTable::with_capacity(10, Timeouts::default(), 0);
+        for n in [0u32, 1, 0x0a00_0001, 0xc000_0209, u32::MAX] {
+            let (k, lo_to_hi) = FlowKey::from_v4(n, 40_000, 0xc000_0201 ^ n.rotate_left(7), 443, 6);
+            let (lo, lp, hi, hp) = if lo_to_hi {
+                (n, 40_000, 0xc000_0201 ^ n.rotate_left(7), 443)
+            } else {
+                (0xc000_0201 ^ n.rotate_left(7), 443, n, 40_000)
+            };
+            assert_eq!(t.hash_v4(lo, lp, hi, hp, 6), t.hash(&k));
+        }
     }
 
     #[test]

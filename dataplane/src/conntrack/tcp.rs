@@ -35,20 +35,15 @@ pub struct Segment {
 impl Segment {
     /// Reads the segment from the TCP header at the start of `tcp` (header + payload, as the
     /// parser delimited them). `None` if the header does not fit.
+    #[inline(always)]
     pub fn parse(tcp: &[u8], payload_len: u32) -> Option<Segment> {
-        use crate::wire::tcp::{Packet, TcpOption};
-        let p = Packet::new_checked(tcp).ok()?;
+        let p = crate::wire::tcp::Packet::new_checked(tcp).ok()?;
         let flags = p.flags();
-        let mut wscale = None;
-        if flags & SYN != 0 {
-            for opt in p.option_iter() {
-                match opt {
-                    Ok(TcpOption::WindowScale(s)) => wscale = Some(s),
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        }
+        let wscale = if flags & SYN != 0 {
+            window_scale(&p)
+        } else {
+            None
+        };
         Some(Segment {
             seq: p.seq_number(),
             ack: p.ack_number(),
@@ -67,6 +62,21 @@ impl Segment {
             .wrapping_add((self.flags & SYN != 0) as u32)
             .wrapping_add((self.flags & FIN != 0) as u32)
     }
+}
+
+/// The window-scale option of a SYN (its options are walked only for SYNs).
+#[cold]
+fn window_scale(p: &crate::wire::tcp::Packet<&[u8]>) -> Option<u8> {
+    use crate::wire::tcp::TcpOption;
+    let mut wscale = None;
+    for opt in p.option_iter() {
+        match opt {
+            Ok(TcpOption::WindowScale(s)) => wscale = Some(s),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    wscale
 }
 
 /// Why a segment was refused. Each is a drop counter with `name()`.
