@@ -418,12 +418,31 @@ impl TcpTracker {
     }
 
     /// Tracks one segment; `from_initiator` tells its direction. On `Err` nothing changed.
+    #[inline]
     pub fn track(&mut self, from_initiator: bool, seg: &Segment) -> Result<(), TcpReject> {
         check_flags(seg.flags)?;
         let side = if from_initiator { 0 } else { 1 };
+        // The rare cases (a SYN, a side's first segment, a synced side re-learning) out of line;
+        // an established connection's segment goes straight to the window checks.
+        if self.relearn[side]
+            | (self.peers[side].state == PeerState::Closed)
+            | (seg.flags & SYN != 0)
+        {
+            if let Some(done) = self.track_opening(side, seg) {
+                return done;
+            }
+        }
+        self.track_window(side, seg)
+    }
+
+    /// `track` for a synced side's first segment, a side's first segment, and a responder
+    /// restarting its half; `None` when the segment takes the ordinary window checks.
+    #[cold]
+    #[inline(never)]
+    fn track_opening(&mut self, side: usize, seg: &Segment) -> Option<Result<(), TcpReject>> {
         let f = seg.flags;
         if self.relearn[side] {
-            return self.relearn_side(side, seg);
+            return Some(self.relearn_side(side, seg));
         }
 
         if self.peers[side].state == PeerState::Closed {
@@ -447,18 +466,18 @@ impl TcpTracker {
                 false
             };
             if !ok {
-                return Err(TcpReject::OutOfWindow);
+                return Some(Err(TcpReject::OutOfWindow));
             }
             if f & RST != 0 {
                 self.peers[0].state = PeerState::Reset;
                 self.peers[1].state = PeerState::Reset;
-                return Ok(());
+                return Some(Ok(()));
             }
             self.init_peer(side, seg);
             if f & ACK != 0 {
                 self.on_ack(side, seg);
             }
-            return Ok(());
+            return Some(Ok(()));
         }
 
         // A responder whose SYN nobody acknowledged yet may answer a retransmitted SYN with a new
@@ -475,9 +494,16 @@ impl TcpTracker {
             {
                 self.init_peer(1, seg);
                 self.on_ack(1, seg);
-                return Ok(());
+                return Some(Ok(()));
             }
         }
+        None
+    }
+
+    /// `track` for a side already seen: pf's window checks, then the bounds move on.
+    #[inline(always)]
+    fn track_window(&mut self, side: usize, seg: &Segment) -> Result<(), TcpReject> {
+        let f = seg.flags;
 
         let (sws, dws) = self.scales(side);
         let src = self.peers[side];
@@ -526,6 +552,7 @@ impl TcpTracker {
 
     /// The other side's send bound grows with this side's ACK and window; its SYN or FIN is
     /// acknowledged once the ACK covers it.
+    #[inline(always)]
     fn on_ack(&mut self, side: usize, seg: &Segment) {
         let (sws, _) = self.scales(side);
         // RFC 7323 §2.2: the window of a SYN is never scaled.
