@@ -147,6 +147,8 @@ struct Pending {
     /// An ICMP message that may open a connection (echo request, informational).
     icmp_opens: bool,
     hash: u64,
+    /// The entry stage 2 prefetched (its tag matched), tried first in stage 3.
+    hint: u32,
     key: FlowKey,
     /// An unfragmented TCP segment: its header, at `l4_offset`, is read in stage 3 (the
     /// frame is still in cache; a segment carried from stage 1 cost a copy per packet).
@@ -561,9 +563,9 @@ impl Engine {
                 }
             }
         }
-        for p in &pending[..n] {
+        for p in &mut pending[..n] {
             if p.active {
-                self.conns.prefetch_entry(p.hash);
+                p.hint = self.conns.prefetch_entry(p.hash);
             }
         }
         for i in 0..n {
@@ -691,7 +693,7 @@ impl Engine {
     fn decide(&mut self, frame: &[u8], port: usize, p: &Pending, now: u32) -> Verdict {
         // The lookup happens here, not in stage 2, so that it sees what earlier frames of this
         // burst did (a SYN-ACK after its SYN, a reused tuple); stage 2 only fetched the lines.
-        let found = self.conns.lookup(&p.key, p.hash);
+        let found = self.conns.lookup_hinted(&p.key, p.hash, p.hint);
         if p.related {
             let plausible = found.is_some_and(|id| {
                 let c = self.conns.get(id);

@@ -364,20 +364,36 @@ impl ConnTable {
     }
 
     /// Prefetches both lines of the entry the primary bucket's tags name for `hash` (stage 2,
-    /// once the bucket has arrived); `lookup` then finds everything in cache.
+    /// once the bucket has arrived) and returns it as the hint for `lookup_hinted` (`NIL` if
+    /// no tag matched).
     #[inline(always)]
-    pub fn prefetch_entry(&self, hash: u64) {
+    pub fn prefetch_entry(&self, hash: u64) -> u32 {
         let (b, tag) = self.place_of(hash);
         let bucket = &self.buckets[b];
         let m = bucket.matches(tag);
-        if m != 0 {
-            let i = (bucket.slots[m.trailing_zeros() as usize] & !SPILLED) as usize;
-            if let Some(e) = self.entries.get(i) {
-                // An entry is two aligned lines; `tcp` starts the second.
-                crate::dpdk::prefetch(e);
-                crate::dpdk::prefetch(&e.tcp);
+        if m == 0 {
+            return NIL;
+        }
+        let i = bucket.slots[m.trailing_zeros() as usize] & !SPILLED;
+        if let Some(e) = self.entries.get(i as usize) {
+            // An entry is two aligned lines; `tcp` starts the second.
+            crate::dpdk::prefetch(e);
+            crate::dpdk::prefetch(&e.tcp);
+        }
+        i
+    }
+
+    /// `lookup`, trying first the entry `prefetch_entry` named: a live entry with the key is
+    /// the connection (live keys are unique; entries are reused only after the wheel released
+    /// them, between bursts), so a hit costs no second look at the bucket.
+    #[inline(always)]
+    pub fn lookup_hinted(&self, key: &FlowKey, hash: u64, hint: u32) -> Option<ConnId> {
+        if let Some(e) = self.entries.get(hint as usize) {
+            if e.live && e.key == *key {
+                return Some(ConnId(hint));
             }
         }
+        self.lookup(key, hash)
     }
 
     #[inline]
