@@ -525,52 +525,66 @@ impl Engine {
                 c.set(0);
             }
         }
+        // The three stages run as a software pipeline, `LAG` frames apart: while frame i is
+        // classified and its bucket prefetched, frame i - LAG reads its bucket and prefetches
+        // its entry, and frame i - 2 LAG is decided. The memory system gets a steady stream of
+        // requests, each with the work of LAG frames to arrive in, instead of a burst's worth
+        // at once followed by a wait. Decisions still run in frame order.
+        const LAG: usize = 8;
         let mut pending = [Pending::default(); MAX_BURST];
-        for i in 0..n {
-            if let Some(f) = parse_fast(frames[i]) {
-                // The common frame (IPv4 TCP/UDP, no options, no tags, not a fragment): key
-                // and hash from registers. Everything else takes `classify`.
-                let (key, lo_to_hi) =
-                    FlowKey::from_v4(f.src, f.src_port, f.dst, f.dst_port, f.proto);
-                let (lo, hi) = if lo_to_hi {
-                    (f.src, f.dst)
-                } else {
-                    (f.dst, f.src)
-                };
-                let hash = self
-                    .conns
-                    .hash_v4(lo, key.lo_port, hi, key.hi_port, f.proto);
-                self.conns.prefetch(hash);
-                pending[i] = Pending {
-                    active: true,
-                    lo_to_hi,
-                    hash,
-                    key,
-                    tcp: f.proto == 6,
-                    l4_offset: f.l4_offset,
-                    payload_offset: f.payload_offset,
-                    payload_len: f.payload_len,
-                    ..Pending::default()
-                };
-                continue;
+        for step in 0..n + 2 * LAG {
+            if step < n {
+                self.stage_classify(frames[step], &mut pending[step], &mut verdicts[step]);
             }
-            match self.classify(frames[i], &mut pending[i]) {
-                Some(v) => verdicts[i] = v,
-                None => {
-                    let p = &mut pending[i];
-                    p.hash = self.conns.hash(&p.key);
-                    self.conns.prefetch(p.hash);
+            if let Some(i) = step.checked_sub(LAG).filter(|&i| i < n) {
+                let p = &mut pending[i];
+                if p.active {
+                    p.hint = self.conns.prefetch_entry(p.hash);
+                }
+            }
+            if let Some(i) = step.checked_sub(2 * LAG).filter(|&i| i < n) {
+                if pending[i].active {
+                    verdicts[i] = self.decide(frames[i], ports[i], &pending[i], now);
                 }
             }
         }
-        for p in &mut pending[..n] {
-            if p.active {
-                p.hint = self.conns.prefetch_entry(p.hash);
-            }
+    }
+
+    /// Stage 1 for one frame: its verdict, or its key and hash in `pend` with its bucket
+    /// prefetched.
+    #[inline(always)]
+    fn stage_classify(&mut self, frame: &[u8], pend: &mut Pending, verdict: &mut Verdict) {
+        if let Some(f) = parse_fast(frame) {
+            // The common frame (IPv4 TCP/UDP, no options, no tags, not a fragment): key and
+            // hash from registers. Everything else takes `classify`.
+            let (key, lo_to_hi) = FlowKey::from_v4(f.src, f.src_port, f.dst, f.dst_port, f.proto);
+            let (lo, hi) = if lo_to_hi {
+                (f.src, f.dst)
+            } else {
+                (f.dst, f.src)
+            };
+            let hash = self
+                .conns
+                .hash_v4(lo, key.lo_port, hi, key.hi_port, f.proto);
+            self.conns.prefetch(hash);
+            *pend = Pending {
+                active: true,
+                lo_to_hi,
+                hash,
+                key,
+                tcp: f.proto == 6,
+                l4_offset: f.l4_offset,
+                payload_offset: f.payload_offset,
+                payload_len: f.payload_len,
+                ..Pending::default()
+            };
+            return;
         }
-        for i in 0..n {
-            if pending[i].active {
-                verdicts[i] = self.decide(frames[i], ports[i], &pending[i], now);
+        match self.classify(frame, pend) {
+            Some(v) => *verdict = v,
+            None => {
+                pend.hash = self.conns.hash(&pend.key);
+                self.conns.prefetch(pend.hash);
             }
         }
     }
