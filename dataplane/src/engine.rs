@@ -498,10 +498,11 @@ impl Engine {
         v[0]
     }
 
-    /// Processes a burst stage by stage, as VPP does: classify every frame, hash its key and
-    /// prefetch its bucket; prefetch the entry each bucket's tags name; then look up and decide. The loads
-    /// of one burst overlap instead of stalling one after another. `frames`, `ports` and
-    /// `verdicts` have equal lengths of at most `MAX_BURST`.
+    /// Processes a burst in three stages, as VPP does: classify each frame, hash its key and
+    /// prefetch its bucket; prefetch the entry the bucket's tags name; then look up and decide.
+    /// The stages overlap as a pipeline (see below), so a frame's cache misses are in flight
+    /// while other frames are worked on. `frames`, `ports` and `verdicts` have equal lengths of
+    /// at most `MAX_BURST`.
     #[inline]
     pub fn process_burst(
         &mut self,
