@@ -1942,12 +1942,17 @@ mod tests {
         f
     }
 
-    #[test]
-    fn a_blocked_sni_is_reset_at_both_ends_and_stays_blocked() {
+    /// A policy slot whose only check blocks the name "blocked.example" with `action`.
+    fn sni_blocking(action: CheckAction) -> Arc<PolicySlot> {
         let mut pol = Policy::default();
         pol.inspect.sni_block.insert("blocked.example");
-        pol.inspect.actions[Check::SniBlocked.index()] = CheckAction::Reject;
-        let slot = Arc::new(ArcSwap::from_pointee(pol));
+        pol.inspect.actions[Check::SniBlocked.index()] = action;
+        Arc::new(ArcSwap::from_pointee(pol))
+    }
+
+    #[test]
+    fn a_blocked_sni_is_reset_at_both_ends_and_stays_blocked() {
+        let slot = sni_blocking(CheckAction::Reject);
         let mut e = Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot);
         handshake(&mut e);
         let ch = client_hello("blocked.example");
@@ -1968,10 +1973,7 @@ mod tests {
     fn a_fake_hello_before_the_stream_is_ignored() {
         // An allowed name sent as old data (before the sequence the server expects), then the
         // real hello: the real one is what counts.
-        let mut pol = Policy::default();
-        pol.inspect.sni_block.insert("blocked.example");
-        pol.inspect.actions[Check::SniBlocked.index()] = CheckAction::Drop;
-        let slot = Arc::new(ArcSwap::from_pointee(pol));
+        let slot = sni_blocking(CheckAction::Drop);
         let mut e = Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot);
         handshake(&mut e);
         let fake = client_hello("allowed.example");
@@ -1990,10 +1992,7 @@ mod tests {
     #[test]
     fn a_synced_standby_carries_allowed_and_blocked_flows() {
         // Active: an allowed connection mid-transfer, and one stopped by its SNI.
-        let mut pol = Policy::default();
-        pol.inspect.sni_block.insert("blocked.example");
-        pol.inspect.actions[Check::SniBlocked.index()] = CheckAction::Drop;
-        let slot = Arc::new(ArcSwap::from_pointee(pol));
+        let slot = sni_blocking(CheckAction::Drop);
         let mut active =
             Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot.clone());
         handshake(&mut active);
@@ -2066,16 +2065,10 @@ mod tests {
     #[test]
     fn sync_events_follow_a_connection_from_established_to_closed() {
         use crate::conntrack::sync::{SyncOp, SyncQueue};
-        let mut pol = Policy::default();
-        pol.inspect.sni_block.insert("blocked.example");
-        pol.inspect.actions[Check::SniBlocked.index()] = CheckAction::Drop;
+        let slot = sni_blocking(CheckAction::Drop);
         let q = Arc::new(SyncQueue::new(4));
-        let mut e = Engine::with_policy(
-            zoned(),
-            Arc::new(WorkerStats::default()),
-            Arc::new(ArcSwap::from_pointee(pol)),
-        )
-        .with_sync(q.clone(), 30);
+        let mut e = Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot)
+            .with_sync(q.clone(), 30);
         let drain = |q: &SyncQueue| std::iter::from_fn(|| q.pop()).collect::<Vec<_>>();
         // Half-open: nothing (a SYN flood must not flood the HA link).
         e.process(&tcp(CLIENT, 40000, SERVER, 443, 100, 0, SYN), 0, 1);

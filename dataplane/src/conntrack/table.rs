@@ -360,7 +360,7 @@ impl ConnTable {
     /// Prefetches the bucket `hash` falls in (stage 1 of a bulk lookup).
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
-        crate::dpdk::prefetch(&self.buckets[hash as usize & self.mask]);
+        crate::dpdk::prefetch(&self.buckets[self.place_of(hash).0]);
     }
 
     /// Prefetches both lines of the entry the primary bucket's tags name for `hash` (stage 2,
