@@ -370,12 +370,12 @@ impl Engine {
         let c = self.conns.get_mut(id);
         self.stats.sync_imported.inc();
         c.tcp = s.tracker();
-        c.initiator_is_lo = s.initiator_is_lo;
-        c.simple = if s.replied {
+        c.set_initiator_is_lo(s.initiator_is_lo);
+        c.set_simple(if s.replied {
             SimpleState::Replied
         } else {
             SimpleState::New
-        };
+        });
         // A synced flow is never in inspection here: its verdict came with it.
         c.app_proto = if s.app_proto == 0 {
             AppProto::Unknown.code()
@@ -385,8 +385,7 @@ impl Engine {
         c.flags =
             (c.flags & FLAG_HALF_OPEN) | (s.flags & (FLAG_ALERTED | FLAG_BLOCKED)) | FLAG_SYNCED;
         c.sync_due = 0;
-        c.packets = s.packets;
-        c.bytes = s.bytes;
+        c.set_counters(s.packets, s.bytes);
         c.created = now.saturating_sub(s.age);
         c.last_seen = now.saturating_sub(s.idle);
         Ok(())
@@ -477,8 +476,8 @@ impl Engine {
             }
             if c.flags & FLAG_HALF_OPEN != 0 {
                 *ho -= 1;
-                let s =
-                    &mut by_source[source_slot(&initiator_addr(c.key, c.initiator_is_lo), seed)];
+                let s = &mut by_source
+                    [source_slot(&initiator_addr(c.key(), c.initiator_is_lo()), seed)];
                 *s = s.saturating_sub(1);
             }
         });
@@ -540,7 +539,7 @@ impl Engine {
             if let Some(i) = step.checked_sub(LAG).filter(|&i| i < n) {
                 let p = &mut pending[i];
                 if p.active {
-                    p.hint = self.conns.prefetch_entry(p.hash);
+                    p.hint = self.conns.prefetch_entry(p.hash, p.key.is_ipv6);
                 }
             }
             if let Some(i) = step.checked_sub(2 * LAG).filter(|&i| i < n) {
@@ -712,8 +711,10 @@ impl Engine {
         if p.related {
             let plausible = found.is_some_and(|id| {
                 let c = self.conns.get(id);
-                p.quote_seq
-                    .is_none_or(|seq| c.tcp.plausible_quote(p.lo_to_hi == c.initiator_is_lo, seq))
+                p.quote_seq.is_none_or(|seq| {
+                    c.tcp
+                        .plausible_quote(p.lo_to_hi == c.initiator_is_lo(), seq)
+                })
             });
             return if plausible {
                 self.stats.related.inc();
@@ -737,7 +738,7 @@ impl Engine {
         };
         if let Some(id) = found {
             let c = self.conns.get_mut(id);
-            let from_initiator = p.lo_to_hi == c.initiator_is_lo;
+            let from_initiator = p.lo_to_hi == c.initiator_is_lo();
             let mut bases = None;
             match seg {
                 Some(seg) if c.tcp.may_reopen(&seg, from_initiator) => {
@@ -978,7 +979,7 @@ impl Engine {
                 return Verdict::Forward;
             }
             self.stats.inspected.inc();
-            let server_port = c.key.directed(c.initiator_is_lo).dst_port;
+            let server_port = c.key().directed(c.initiator_is_lo()).dst_port;
             let mut fired = Fired::default();
             pol.check_protocol(proto, server_port, udp, &mut fired);
             let blocked = pol.verdict(fired).is_some_and(|(_, a)| a.blocks());
@@ -1017,7 +1018,7 @@ impl Engine {
             return self.feed(frame, p, port, id, from_initiator, seq, now);
         }
         if c.flags & FLAG_WATCH != 0 {
-            let seen = c.packets[0] + c.packets[1];
+            let seen = c.packets()[0] + c.packets()[1];
             if from_initiator && payload.len() >= 6 && payload[0] == 22 && payload[1] == 3 {
                 // A handshake record after the cleartext part: the upgrade to TLS.
                 c.flags &= !FLAG_WATCH;
@@ -1201,7 +1202,7 @@ impl Engine {
             return;
         }
         c.flags &= !FLAG_HALF_OPEN;
-        let src = initiator_addr(c.key, c.initiator_is_lo);
+        let src = initiator_addr(c.key(), c.initiator_is_lo());
         self.half_open -= 1;
         let s = &mut self.half_open_by_source[source_slot(&src, self.source_seed)];
         *s = s.saturating_sub(1);
@@ -1255,7 +1256,7 @@ const SLOW_FLAGS: u8 = FLAG_INSPECT | FLAG_BLOCKED | FLAG_WATCH | FLAG_SYNCED;
 /// must not flood the HA link; a handshake cut by a failover is retried by its client).
 #[inline]
 fn sync_eligible(c: &Conn) -> bool {
-    c.key.proto != 6 || !matches!(c.tcp.state(), ConnState::SynSent | ConnState::SynRecv)
+    c.proto() != 6 || !matches!(c.tcp.state(), ConnState::SynSent | ConnState::SynRecv)
 }
 
 /// Pushes a connection's state to the HA sync queue and sets when it is due again: after
@@ -1332,8 +1333,8 @@ fn inspection_events(
     want: bool,
 ) -> Vec<Event> {
     let flow = FlowRef {
-        key: c.key,
-        initiator_is_lo: c.initiator_is_lo,
+        key: c.key(),
+        initiator_is_lo: c.initiator_is_lo(),
         start: c.created,
     };
     let mut out = Vec::new();
@@ -1378,15 +1379,15 @@ fn inspection_events(
 
 fn flow_record(c: &Conn, end: u32, reason: FlowEnd) -> FlowRecord {
     FlowRecord {
-        key: c.key,
-        initiator_is_lo: c.initiator_is_lo,
-        packets: c.packets,
-        bytes: c.bytes,
+        key: c.key(),
+        initiator_is_lo: c.initiator_is_lo(),
+        packets: c.packets(),
+        bytes: c.bytes(),
         start: c.created,
         end,
-        state: if c.key.proto == 6 {
+        state: if c.proto() == 6 {
             c.tcp.state().name()
-        } else if c.simple == SimpleState::Replied {
+        } else if c.simple() == SimpleState::Replied {
             "established"
         } else {
             "new"

@@ -54,16 +54,16 @@ impl FlowState {
     /// The record of connection `c` at `now` (the sender's engine seconds).
     pub fn of(c: &Conn, now: u32) -> FlowState {
         FlowState {
-            key: c.key,
-            initiator_is_lo: c.initiator_is_lo,
-            replied: c.simple == SimpleState::Replied,
+            key: c.key(),
+            initiator_is_lo: c.initiator_is_lo(),
+            replied: c.simple() == SimpleState::Replied,
             app_proto: c.app_proto,
             flags: c.flags,
             tcp: c.tcp.snapshot(),
             age: now.saturating_sub(c.created),
             idle: now.saturating_sub(c.last_seen),
-            packets: c.packets,
-            bytes: c.bytes,
+            packets: c.packets(),
+            bytes: c.bytes(),
         }
     }
 

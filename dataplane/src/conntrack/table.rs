@@ -4,7 +4,7 @@
 //!   slots, each a 16-bit tag (more bits of the hash) and an entry index. A key lives in its
 //!   primary bucket or, when that was full, in an alternate one (two-choice cuckoo hashing, as in
 //!   DPDK's rte_hash); the primary counts its spilled keys, so a lookup reads the alternate only
-//!   when something spilled. A lookup thus costs one bucket line and the entry's two lines, and
+//!   when something spilled. A lookup thus costs one bucket line and (for IPv4) one entry line, and
 //!   the tags tell which entry to fetch before the key is compared: `hash` + `prefetch` (the
 //!   bucket) + `prefetch_entry` (the entry the tag names) let a burst have all its misses in
 //!   flight at once instead of one after another (a chain walk serialises them).
@@ -82,35 +82,85 @@ pub enum SimpleState {
 }
 
 /// One connection: exactly two cache lines (checked by a test), aligned to them. The first
-/// holds the key and what every packet reads; the second the TCP tracker and the counters.
+/// holds everything a packet of an established IPv4 connection reads or writes (the key, the
+/// TCP tracker, the low bits of the counters), so that the per-packet path touches one line of
+/// the entry; the second the rest of an IPv6 key and what only the slow paths read.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 pub struct Conn {
-    pub key: FlowKey,
-    /// Whether the initiator is the key's lo endpoint.
-    pub initiator_is_lo: bool,
-    /// Protocol state for UDP, ICMP and others (TCP has `tcp`).
-    pub simple: SimpleState,
+    head: KeyHead,
     /// What the connection carries (`inspect::detect::AppProto::code`), 0 until a payload.
     pub app_proto: u8,
     /// Per-connection flags owned by the layers above (verdict, zone, inspection state).
     pub flags: u8,
-    /// The connection's inspection slot while its handshake is inspected (0: none).
-    pub insp: u16,
-    live: bool,
-    /// Seconds (of the caller's clock) of the last packet and of creation.
+    /// Seconds (of the caller's clock) of the last packet.
     pub last_seen: u32,
-    pub created: u32,
     /// HA sync: the second from which this connection's next packet pushes a sync event (its
     /// refresh); 0 asks for one at once (a new connection, a changed state, an event lost to a
     /// full queue); `u32::MAX` when sync is off.
     pub sync_due: u32,
+    pub tcp: TcpTracker,
+    /// The low 16 bits of the packets and the low 32 bits of the bytes from the initiator
+    /// (`[0]`) and from the responder (`[1]`); `packets_hi` and `bytes_hi` count their wraps,
+    /// so the per-packet path carries into the second line once per 65,536 packets or 4 GiB.
+    packets_lo: [u16; 2],
+    bytes_lo: [u32; 2],
+    // Line two.
+    /// Bytes 4..16 of the key's lo and hi addresses (zero for IPv4).
+    addr_rest: [[u8; 12]; 2],
+    /// The connection's inspection slot while its handshake is inspected (0: none).
+    pub insp: u16,
+    /// Second (of the caller's clock) of creation.
+    pub created: u32,
     /// The next entry in its wheel slot (live or removed), or on the free list (released).
     next: u32,
-    pub tcp: TcpTracker,
-    /// Packets and bytes from the initiator (`orig`) and from the responder (`reply`).
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
+    packets_hi: [u32; 2],
+    bytes_hi: [u32; 2],
+}
+
+/// The head of an entry's key and the entry's own bits: an IPv4 key whole, an IPv6 key's ports,
+/// protocol and first four bytes of each address. 14 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+struct KeyHead {
+    lo4: [u8; 4],
+    hi4: [u8; 4],
+    lo_port: u16,
+    hi_port: u16,
+    proto: u8,
+    /// `IPV6`, `LIVE`, `INITIATOR_IS_LO`, `REPLIED`.
+    bits: u8,
+}
+
+/// `KeyHead::bits`: the key is IPv6.
+const IPV6: u8 = 1;
+/// The entry holds a connection (not removed since it was looked up).
+const LIVE: u8 = 2;
+/// The initiator is the key's lo endpoint.
+const INITIATOR_IS_LO: u8 = 4;
+/// Both sides have sent (`SimpleState::Replied`).
+const REPLIED: u8 = 8;
+
+impl KeyHead {
+    #[inline(always)]
+    fn of(k: &FlowKey, bits: u8) -> KeyHead {
+        KeyHead {
+            lo4: [k.lo_addr[0], k.lo_addr[1], k.lo_addr[2], k.lo_addr[3]],
+            hi4: [k.hi_addr[0], k.hi_addr[1], k.hi_addr[2], k.hi_addr[3]],
+            lo_port: k.lo_port,
+            hi_port: k.hi_port,
+            proto: k.proto,
+            bits: bits | if k.is_ipv6 { IPV6 } else { 0 },
+        }
+    }
+}
+
+/// Bytes 4..16 of an address.
+#[inline(always)]
+fn rest(a: &[u8; 16]) -> [u8; 12] {
+    let mut r = [0; 12];
+    r.copy_from_slice(&a[4..]);
+    r
 }
 
 /// One line of the index: eight (tag, entry) slots. A free slot has tag 0 and index `NIL`.
@@ -148,8 +198,32 @@ impl Bucket {
 }
 
 impl Conn {
+    const BLANK: Conn = Conn {
+        head: KeyHead {
+            lo4: [0; 4],
+            hi4: [0; 4],
+            lo_port: 0,
+            hi_port: 0,
+            proto: 0,
+            bits: 0,
+        },
+        app_proto: 0,
+        flags: 0,
+        last_seen: 0,
+        sync_due: u32::MAX,
+        tcp: TcpTracker::default_for_other(),
+        packets_lo: [0; 2],
+        bytes_lo: [0; 2],
+        addr_rest: [[0; 12]; 2],
+        insp: 0,
+        created: 0,
+        next: NIL,
+        packets_hi: [0; 2],
+        bytes_hi: [0; 2],
+    };
+
     fn timeout(&self, t: &Timeouts) -> u32 {
-        match self.key.proto {
+        match self.head.proto {
             6 => match self.tcp.state() {
                 ConnState::SynSent => t.tcp_syn_sent,
                 ConnState::SynRecv => t.tcp_syn_recv,
@@ -158,7 +232,7 @@ impl Conn {
                 ConnState::TimeWait => t.tcp_time_wait,
                 ConnState::Close => t.tcp_closed,
             },
-            17 => match self.simple {
+            17 => match self.simple() {
                 SimpleState::New => t.udp_first,
                 SimpleState::Replied => t.udp_stream,
             },
@@ -167,22 +241,115 @@ impl Conn {
         }
     }
 
+    /// The connection's key.
+    pub fn key(&self) -> FlowKey {
+        let h = &self.head;
+        let addr = |four: [u8; 4], rest: &[u8; 12]| {
+            let mut a = [0; 16];
+            a[..4].copy_from_slice(&four);
+            a[4..].copy_from_slice(rest);
+            a
+        };
+        FlowKey {
+            lo_addr: addr(h.lo4, &self.addr_rest[0]),
+            hi_addr: addr(h.hi4, &self.addr_rest[1]),
+            lo_port: h.lo_port,
+            hi_port: h.hi_port,
+            proto: h.proto,
+            is_ipv6: h.bits & IPV6 != 0,
+        }
+    }
+
+    /// The connection's protocol number (from the key, without building it).
+    #[inline(always)]
+    pub fn proto(&self) -> u8 {
+        self.head.proto
+    }
+
+    /// Whether the entry is live and holds `key`: for an IPv4 key a look at the first line only.
+    #[inline(always)]
+    fn holds(&self, key: &FlowKey) -> bool {
+        let h = KeyHead::of(key, LIVE);
+        let mine = KeyHead {
+            bits: self.head.bits & (IPV6 | LIVE),
+            ..self.head
+        };
+        mine == h && (!key.is_ipv6 || self.addr_rest == [rest(&key.lo_addr), rest(&key.hi_addr)])
+    }
+
     /// Whether the entry still holds a connection (not removed since it was looked up).
     #[inline(always)]
     pub fn is_live(&self) -> bool {
-        self.live
+        self.head.bits & LIVE != 0
+    }
+
+    /// Whether the initiator is the key's lo endpoint.
+    #[inline(always)]
+    pub fn initiator_is_lo(&self) -> bool {
+        self.head.bits & INITIATOR_IS_LO != 0
+    }
+
+    pub fn set_initiator_is_lo(&mut self, lo: bool) {
+        self.set_bit(INITIATOR_IS_LO, lo);
+    }
+
+    /// Protocol state for UDP, ICMP and others (TCP has `tcp`).
+    #[inline(always)]
+    pub fn simple(&self) -> SimpleState {
+        if self.head.bits & REPLIED != 0 {
+            SimpleState::Replied
+        } else {
+            SimpleState::New
+        }
+    }
+
+    pub fn set_simple(&mut self, s: SimpleState) {
+        self.set_bit(REPLIED, s == SimpleState::Replied);
+    }
+
+    fn set_bit(&mut self, bit: u8, on: bool) {
+        self.head.bits = (self.head.bits & !bit) | if on { bit } else { 0 };
+    }
+
+    /// Packets from the initiator (`[0]`) and from the responder (`[1]`).
+    pub fn packets(&self) -> [u64; 2] {
+        [0, 1].map(|d| (self.packets_hi[d] as u64) << 16 | self.packets_lo[d] as u64)
+    }
+
+    /// Bytes from the initiator (`[0]`) and from the responder (`[1]`).
+    pub fn bytes(&self) -> [u64; 2] {
+        [0, 1].map(|d| (self.bytes_hi[d] as u64) << 32 | self.bytes_lo[d] as u64)
+    }
+
+    /// Sets the counters (a connection taken over from the HA peer).
+    pub fn set_counters(&mut self, packets: [u64; 2], bytes: [u64; 2]) {
+        for d in 0..2 {
+            self.packets_lo[d] = packets[d] as u16;
+            self.packets_hi[d] = (packets[d] >> 16) as u32;
+            self.bytes_lo[d] = bytes[d] as u32;
+            self.bytes_hi[d] = (bytes[d] >> 32) as u32;
+        }
     }
 
     /// Counts one packet; `from_initiator` picks the direction.
     #[inline(always)]
     pub fn count(&mut self, from_initiator: bool, len: u32, now: u32) {
         let d = (!from_initiator) as usize;
-        self.packets[d] += 1;
-        self.bytes[d] += len as u64;
-        self.last_seen = now;
-        if !from_initiator {
-            self.simple = SimpleState::Replied;
+        let (packets, p_wrap) = self.packets_lo[d].overflowing_add(1);
+        let (bytes, b_wrap) = self.bytes_lo[d].overflowing_add(len);
+        self.packets_lo[d] = packets;
+        self.bytes_lo[d] = bytes;
+        if p_wrap | b_wrap {
+            self.carry(d, p_wrap, b_wrap);
         }
+        self.last_seen = now;
+        self.head.bits |= if from_initiator { 0 } else { REPLIED };
+    }
+
+    #[cold]
+    fn carry(&mut self, d: usize, packets: bool, bytes: bool) {
+        self.packets_hi[d] = self.packets_hi[d].wrapping_add(packets as u32);
+        self.bytes_hi[d] = self.bytes_hi[d].wrapping_add(bytes as u32);
     }
 }
 
@@ -238,22 +405,7 @@ impl ConnTable {
     pub fn with_capacity(capacity: usize, timeouts: Timeouts, now: u32) -> ConnTable {
         let capacity = capacity.clamp(1, (SPILLED - 1) as usize);
         let nb = capacity.div_ceil(KEYS_PER_BUCKET).next_power_of_two();
-        let blank = Conn {
-            key: FlowKey::default(),
-            initiator_is_lo: true,
-            simple: SimpleState::New,
-            app_proto: 0,
-            flags: 0,
-            insp: 0,
-            live: false,
-            last_seen: 0,
-            created: 0,
-            sync_due: u32::MAX,
-            next: NIL,
-            tcp: TcpTracker::default_for_other(),
-            packets: [0; 2],
-            bytes: [0; 2],
-        };
+        let blank = Conn::BLANK;
         // Allocated, advised, then filled: the first touch (the fill) faults in huge pages.
         let mut entries: Box<[Conn]> = {
             let mut v: Vec<Conn> = Vec::with_capacity(capacity);
@@ -363,11 +515,12 @@ impl ConnTable {
         crate::dpdk::prefetch(&self.buckets[self.place_of(hash).0]);
     }
 
-    /// Prefetches both lines of the entry the primary bucket's tags name for `hash` (stage 2,
-    /// once the bucket has arrived) and returns it as the hint for `lookup_hinted` (`NIL` if
-    /// no tag matched).
+    /// Prefetches the entry the primary bucket's tags name for `hash` (stage 2, once the
+    /// bucket has arrived): its first line, all an IPv4 packet needs, and with `ipv6` the
+    /// second, which holds the rest of the key. Returns the entry as the hint for
+    /// `lookup_hinted` (`NIL` if no tag matched).
     #[inline(always)]
-    pub fn prefetch_entry(&self, hash: u64) -> u32 {
+    pub fn prefetch_entry(&self, hash: u64, ipv6: bool) -> u32 {
         let (b, tag) = self.place_of(hash);
         let bucket = &self.buckets[b];
         let m = bucket.matches(tag);
@@ -376,9 +529,10 @@ impl ConnTable {
         }
         let i = bucket.slots[m.trailing_zeros() as usize] & !SPILLED;
         if let Some(e) = self.entries.get(i as usize) {
-            // An entry is two aligned lines; `tcp` starts the second.
             crate::dpdk::prefetch(e);
-            crate::dpdk::prefetch(&e.tcp);
+            if ipv6 {
+                crate::dpdk::prefetch(&e.addr_rest);
+            }
         }
         i
     }
@@ -389,7 +543,7 @@ impl ConnTable {
     #[inline(always)]
     pub fn lookup_hinted(&self, key: &FlowKey, hash: u64, hint: u32) -> Option<ConnId> {
         if let Some(e) = self.entries.get(hint as usize) {
-            if e.live && e.key == *key {
+            if e.holds(key) {
                 return Some(ConnId(hint));
             }
         }
@@ -414,7 +568,7 @@ impl ConnTable {
         let mut m = bucket.matches(tag);
         while m != 0 {
             let i = bucket.slots[m.trailing_zeros() as usize] & !SPILLED;
-            if self.entries[i as usize].key == *key {
+            if self.entries[i as usize].holds(key) {
                 return Some(ConnId(i));
             }
             m &= m - 1;
@@ -449,20 +603,16 @@ impl ConnTable {
         let e = &mut self.entries[i as usize];
         self.free = e.next;
         *e = Conn {
-            key: *key,
-            initiator_is_lo,
-            simple: SimpleState::New,
-            app_proto: 0,
-            flags: 0,
-            insp: 0,
-            live: true,
+            head: KeyHead::of(
+                key,
+                LIVE | if initiator_is_lo { INITIATOR_IS_LO } else { 0 },
+            ),
             last_seen: now,
             created: now,
             sync_due: self.sync_due_new,
-            next: NIL,
             tcp,
-            packets: [0; 2],
-            bytes: [0; 2],
+            addr_rest: [rest(&key.lo_addr), rest(&key.hi_addr)],
+            ..Conn::BLANK
         };
         self.len += 1;
         let due = now.wrapping_add(e.timeout(&self.timeouts).clamp(1, RECHECK));
@@ -540,10 +690,10 @@ impl ConnTable {
     /// Removes a connection now (e.g. a RST under a policy that drops closed state at once).
     /// Its entry is reclaimed when the wheel next reaches it.
     pub fn remove(&mut self, id: ConnId) {
-        let key = self.entries[id.0 as usize].key;
+        let key = self.entries[id.0 as usize].key();
         let hash = self.hash(&key);
         self.unlink(id.0, hash);
-        self.entries[id.0 as usize].live = false;
+        self.entries[id.0 as usize].head.bits &= !LIVE;
         self.len -= 1;
     }
 
@@ -618,7 +768,7 @@ impl ConnTable {
                 let i = self.pending;
                 self.pending = self.entries[i as usize].next;
                 let e = self.entries[i as usize];
-                if !e.live {
+                if !e.is_live() {
                     self.release(i);
                     continue;
                 }
@@ -627,7 +777,7 @@ impl ConnTable {
                 let due = e.last_seen.wrapping_add(e.timeout(&self.timeouts).max(1));
                 if (due.wrapping_sub(self.wheel_now) as i32) <= 0 {
                     expired(&e);
-                    let hash = self.hash(&e.key);
+                    let hash = self.hash(&e.key());
                     self.unlink(i, hash);
                     self.len -= 1;
                     self.release(i);
@@ -657,7 +807,7 @@ impl ConnTable {
 
     /// Calls `f` for every connection in the table (at shutdown; not on the per-packet path).
     pub fn for_each_live(&self, mut f: impl FnMut(&Conn)) {
-        for e in self.entries.iter().filter(|e| e.live) {
+        for e in self.entries.iter().filter(|e| e.is_live()) {
             f(e);
         }
     }
@@ -669,7 +819,7 @@ impl ConnTable {
 
     /// The live connection in entry `i`, for walks over the table in steps (bulk sync).
     pub fn entry(&self, i: usize) -> Option<&Conn> {
-        self.entries.get(i).filter(|e| e.live)
+        self.entries.get(i).filter(|e| e.is_live())
     }
 
     /// Whether the last `expire` stopped at its budget with work left.
@@ -679,7 +829,7 @@ impl ConnTable {
 
     fn release(&mut self, i: u32) {
         let e = &mut self.entries[i as usize];
-        e.live = false;
+        e.head.bits &= !LIVE;
         e.next = self.free;
         self.free = i;
     }
@@ -736,12 +886,86 @@ mod tests {
     fn an_entry_is_two_cache_lines_and_a_bucket_one() {
         assert_eq!(std::mem::size_of::<Conn>(), 128);
         assert_eq!(std::mem::align_of::<Conn>(), 64);
-        assert_eq!(
-            std::mem::offset_of!(Conn, tcp),
-            64,
-            "the tracker starts line two"
-        );
+        assert_eq!(std::mem::size_of::<KeyHead>(), 14);
+        // What a packet of an established IPv4 connection touches ends with the first line.
+        assert_eq!(std::mem::offset_of!(Conn, addr_rest), 64, "line two");
+        assert!(std::mem::offset_of!(Conn, tcp) + std::mem::size_of::<TcpTracker>() <= 64);
+        assert!(std::mem::offset_of!(Conn, bytes_lo) + 8 <= 64);
         assert_eq!(std::mem::size_of::<Bucket>(), 64);
+    }
+
+    #[test]
+    fn counters_carry_into_the_second_line_without_losing_a_packet_or_byte() {
+        let mut t = ConnTable::with_capacity(4, Timeouts::default(), 0);
+        let k = key(1, 17);
+        let id = t
+            .insert(&k, t.hash(&k), true, TcpTracker::default_for_other(), 0)
+            .unwrap();
+        let c = t.get_mut(id);
+        // 70,000 packets of 65,000 bytes from the initiator: past 2^16 packets and 2^32 bytes.
+        for _ in 0..70_000 {
+            c.count(true, 65_000, 1);
+        }
+        c.count(false, 60, 2);
+        assert_eq!(c.packets(), [70_000, 1]);
+        assert_eq!(c.bytes(), [70_000 * 65_000, 60]);
+        assert_eq!(c.simple(), SimpleState::Replied);
+        let (p, b) = ([(1 << 40) + 65_535, 3], [(7 << 32) + u32::MAX as u64, 0]);
+        c.set_counters(p, b);
+        assert_eq!((c.packets(), c.bytes()), (p, b));
+        c.count(true, 1, 3);
+        assert_eq!(c.packets()[0], (1 << 40) + 65_536);
+        assert_eq!(c.bytes()[0], 8 << 32);
+    }
+
+    #[test]
+    fn ipv6_keys_that_differ_past_the_first_line_stay_apart() {
+        let mut t = ConnTable::with_capacity(16, Timeouts::default(), 0);
+        let v6 = |last: u8, lo_is_initiator: bool| {
+            let mut lo = [
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last,
+            ];
+            let hi = [
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 1,
+            ];
+            lo[5] = last;
+            (
+                FlowKey {
+                    lo_addr: lo,
+                    hi_addr: hi,
+                    lo_port: 40_000,
+                    hi_port: 443,
+                    proto: 6,
+                    is_ipv6: true,
+                },
+                lo_is_initiator,
+            )
+        };
+        let keys: Vec<_> = (1..=8).map(|n| v6(n, n % 2 == 0)).collect();
+        let ids: Vec<_> = keys
+            .iter()
+            .map(|(k, lo)| t.insert(k, t.hash(k), *lo, syn(), 0).unwrap())
+            .collect();
+        for ((k, lo), id) in keys.iter().zip(&ids) {
+            assert_eq!(t.lookup(k, t.hash(k)), Some(*id));
+            assert_eq!(t.get(*id).key(), *k);
+            assert_eq!(t.get(*id).initiator_is_lo(), *lo);
+            // The same first line with another address tail is not this connection.
+            let mut other = *k;
+            other.hi_addr[15] ^= 0x80;
+            assert_eq!(t.lookup_hinted(&other, t.hash(&other), id.index()), None);
+        }
+        // An IPv4 key whose head equals an IPv6 key's head is another connection too.
+        let mut v4 = keys[0].0;
+        v4.is_ipv6 = false;
+        v4.lo_addr[4..].fill(0);
+        v4.hi_addr[4..].fill(0);
+        assert_eq!(t.lookup_hinted(&v4, t.hash(&v4), ids[0].index()), None);
+        t.remove(ids[0]);
+        assert_eq!(
+            t.lookup_hinted(&keys[0].0, t.hash(&keys[0].0), ids[0].index()),
+            None
+        );
     }
 
     #[test]
@@ -777,7 +1001,7 @@ mod tests {
                     t.get_mut(id).count(true, 60, now); // a stays busy
                 }
             }
-            t.expire(now, 1000, |c| gone.push((c.key, now)));
+            t.expire(now, 1000, |c| gone.push((c.key(), now)));
         }
         assert_eq!(
             gone,
@@ -787,7 +1011,7 @@ mod tests {
         assert!(t.lookup(&a, t.hash(&a)).is_some());
         // Now a goes idle: it expires udp_stream seconds after its last packet.
         for now in 201..=400u32 {
-            t.expire(now, 1000, |c| gone.push((c.key, now)));
+            t.expire(now, 1000, |c| gone.push((c.key(), now)));
         }
         assert_eq!(gone[1], (a, 200 + to.udp_stream));
         assert!(t.is_empty());
@@ -822,7 +1046,7 @@ mod tests {
         t.get_mut(ib).count(true, 1, t0 + 86_400);
         let start = std::time::Instant::now();
         let mut gone = Vec::new();
-        t.expire(t0 + 86_400, 100, |c| gone.push(c.key));
+        t.expire(t0 + 86_400, 100, |c| gone.push(c.key()));
         assert_eq!(gone, vec![a], "a idle for a day, b just seen");
         assert!(start.elapsed() < std::time::Duration::from_millis(200));
     }
@@ -882,8 +1106,8 @@ mod tests {
                 }
                 let i = (slot & !SPILLED) as usize;
                 let e = &t.entries[i];
-                assert!(e.live, "slot names a dead entry");
-                let (home, tag) = t.place_of(t.hash(&e.key));
+                assert!(e.is_live(), "slot names a dead entry");
+                let (home, tag) = t.place_of(t.hash(&e.key()));
                 assert_eq!(bucket.tags[w], tag);
                 if slot & SPILLED != 0 {
                     assert_eq!(b, t.alt(home, tag));
@@ -891,7 +1115,7 @@ mod tests {
                 } else {
                     assert_eq!(b, home);
                 }
-                assert_eq!(t.lookup(&e.key, t.hash(&e.key)), Some(ConnId(i as u32)));
+                assert_eq!(t.lookup(&e.key(), t.hash(&e.key())), Some(ConnId(i as u32)));
                 seen += 1;
             }
         }
@@ -987,7 +1211,7 @@ mod tests {
                         _ => {
                             now += dt;
                             let mut gone = Vec::new();
-                            t.expire(now, usize::MAX, |c| gone.push(u32::from_be_bytes(c.key.lo_addr[..4].try_into().unwrap())));
+                            t.expire(now, usize::MAX, |c| gone.push(u32::from_be_bytes(c.key().lo_addr[..4].try_into().unwrap())));
                             for g in &gone {
                                 let (last, replied) = model.remove(g).unwrap();
                                 let timeout = if replied { to.udp_stream } else { to.udp_first };
