@@ -1018,7 +1018,7 @@ impl Engine {
             return self.feed(frame, p, port, id, from_initiator, seq, now);
         }
         if c.flags & FLAG_WATCH != 0 {
-            let seen = c.packets()[0] + c.packets()[1];
+            let seen: u64 = c.packets().iter().sum();
             if from_initiator && payload.len() >= 6 && payload[0] == 22 && payload[1] == 3 {
                 // A handshake record after the cleartext part: the upgrade to TLS.
                 c.flags &= !FLAG_WATCH;
