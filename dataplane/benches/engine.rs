@@ -4,7 +4,7 @@
 //! connection is opened with a real handshake first; then pure ACKs flow both ways, in scrambled
 //! order so consecutive packets belong to unrelated connections, as on a busy link: every pass
 //! visits each connection once. Cycles are TSC cycles inside `process_burst` only.
-//!   cargo bench -p dataplane --bench engine [-- CONNECTIONS...]
+//!   [PACKETS=N] cargo bench -p dataplane --bench engine [-- CONNECTIONS...]
 
 use dataplane::dpdk::rdtsc;
 use dataplane::engine::{Engine, EngineConfig, Verdict};
@@ -114,12 +114,18 @@ fn main() {
     } else {
         args
     };
+    // PACKETS overrides the packets per run, for a short run under a profiler (callgrind
+    // counts instructions per packet where the VM has no hardware counters).
+    let packets = std::env::var("PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000_000);
     println!(
         "{:>10} {:>14} {:>10} {:>12} {:>18}",
         "conns", "cycles/packet", "Mpps", "table MiB", "setups/s (3 pkts)"
     );
     for n in counts {
-        let mut runs: Vec<(f64, f64, usize, f64)> = (0..3).map(|_| run(n, 20_000_000)).collect();
+        let mut runs: Vec<(f64, f64, usize, f64)> = (0..3).map(|_| run(n, packets)).collect();
         runs.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (c, m, mem, setup) = runs[1];
         println!(

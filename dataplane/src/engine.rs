@@ -739,79 +739,117 @@ impl Engine {
         if let Some(id) = found {
             let c = self.conns.get_mut(id);
             let from_initiator = p.lo_to_hi == c.initiator_is_lo();
-            let mut bases = None;
-            match seg {
-                Some(seg) if c.tcp.may_reopen(&seg, from_initiator) => {
-                    // The tuple is reused by a new connection: the old one gets its record and
-                    // goes; the new one opens under the policy for its side.
-                    let record = flow_record(c, now, FlowEnd::Reused);
-                    if c.insp != 0 {
-                        let evs = settle(
-                            &mut self.inspector,
-                            &self.policy.inspect,
-                            &self.stats,
-                            c,
-                            now,
-                            self.events.is_some(),
-                        )
-                        .0;
-                        c.insp = 0;
-                        for ev in evs {
-                            self.emit(ev);
-                        }
-                    }
-                    self.emit(Event::Flow(record));
-                    self.settle_half_open(id);
-                    self.conns.remove(id);
-                    return self.open(frame, p, port, Some(seg), len, now);
-                }
-                Some(seg) => {
-                    if (c.app_proto == 0) | (c.flags & FLAG_WATCH != 0) && !c.tcp.is_loose() {
-                        // Where both streams continue, before this segment moves them on: an
-                        // inspection starting now reads the handshake from there.
-                        bases = c.tcp.next_seq(true).map(|cl| (cl, c.tcp.next_seq(false)));
-                    }
-                    let state = c.tcp.raw_state();
-                    if let Err(e) = c.tcp.track(from_initiator, &seg) {
-                        return self.drop_at(tcp_drop(e), p, port, now);
-                    }
-                    if c.tcp.raw_state() != state {
-                        // A standby learns of every state change at once.
-                        c.sync_due = 0;
-                    }
-                    if c.flags & FLAG_HALF_OPEN != 0
-                        && c.tcp.state() != ConnState::SynSent
-                        && c.tcp.state() != ConnState::SynRecv
-                    {
-                        self.settle_half_open(id);
-                    }
-                }
-                None => {}
-            }
-            let c = self.conns.get_mut(id);
-            // One branch for the fast path: no flag that asks for the slow path, and not the
-            // first TCP or UDP payload.
+            // The fast path, in one branch: a plain segment of an established TCP connection
+            // (no handshake, FIN or RST; see `is_plain`) or a UDP or ICMP packet, of a
+            // connection no flag sends to the slow path, and not its first payload. Its
+            // windows move on; no state changes.
             let first_payload = (c.app_proto == 0)
                 & (p.payload_len > 0)
                 & ((p.key.proto == 6) | (p.key.proto == 17));
-            if (c.flags & SLOW_FLAGS) | first_payload as u8 != 0 {
-                let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, bases, now);
-                if v == Verdict::Forward {
-                    let c = self.conns.get_mut(id);
-                    c.count(from_initiator, len, now);
-                    if now >= c.sync_due {
-                        push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
+            let plain = seg.is_none_or(|seg| c.tcp.is_plain(&seg));
+            if plain & ((c.flags & (SLOW_FLAGS | FLAG_HALF_OPEN)) | first_payload as u8 == 0) {
+                if let Some(seg) = seg {
+                    if let Err(e) = c.tcp.track_established(from_initiator, &seg) {
+                        return self.drop_at(tcp_drop(e), p, port, now);
                     }
                 }
-                return v;
+                c.count(from_initiator, len, now);
+                if now >= c.sync_due {
+                    push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
+                }
+                return Verdict::Forward;
             }
-            c.count(from_initiator, len, now);
-            if now >= c.sync_due {
-                push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
-            }
-            return Verdict::Forward;
+            return self.track_other(frame, p, port, id, from_initiator, seg, len, now);
         }
         self.open(frame, p, port, seg, len, now)
+    }
+
+    /// The connection stage for every packet of a known connection the fast path does not
+    /// take: handshakes, FINs, RSTs, a reused tuple, connections being inspected, first
+    /// payloads. Out of line, so that the fast path's registers stay its own.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn track_other(
+        &mut self,
+        frame: &[u8],
+        p: &Pending,
+        port: usize,
+        id: ConnId,
+        from_initiator: bool,
+        seg: Option<Segment>,
+        len: u32,
+        now: u32,
+    ) -> Verdict {
+        let c = self.conns.get_mut(id);
+        let mut bases = None;
+        match seg {
+            Some(seg) if c.tcp.may_reopen(&seg, from_initiator) => {
+                // The tuple is reused by a new connection: the old one gets its record and
+                // goes; the new one opens under the policy for its side.
+                let record = flow_record(c, now, FlowEnd::Reused);
+                if c.insp != 0 {
+                    let evs = settle(
+                        &mut self.inspector,
+                        &self.policy.inspect,
+                        &self.stats,
+                        c,
+                        now,
+                        self.events.is_some(),
+                    )
+                    .0;
+                    c.insp = 0;
+                    for ev in evs {
+                        self.emit(ev);
+                    }
+                }
+                self.emit(Event::Flow(record));
+                self.settle_half_open(id);
+                self.conns.remove(id);
+                return self.open(frame, p, port, Some(seg), len, now);
+            }
+            Some(seg) => {
+                if (c.app_proto == 0) | (c.flags & FLAG_WATCH != 0) && !c.tcp.is_loose() {
+                    // Where both streams continue, before this segment moves them on: an
+                    // inspection starting now reads the handshake from there.
+                    bases = c.tcp.next_seq(true).map(|cl| (cl, c.tcp.next_seq(false)));
+                }
+                let state = c.tcp.raw_state();
+                if let Err(e) = c.tcp.track(from_initiator, &seg) {
+                    return self.drop_at(tcp_drop(e), p, port, now);
+                }
+                if c.tcp.raw_state() != state {
+                    // A standby learns of every state change at once.
+                    c.sync_due = 0;
+                }
+                if c.flags & FLAG_HALF_OPEN != 0
+                    && c.tcp.state() != ConnState::SynSent
+                    && c.tcp.state() != ConnState::SynRecv
+                {
+                    self.settle_half_open(id);
+                }
+            }
+            None => {}
+        }
+        let c = self.conns.get_mut(id);
+        // Inspection, for a flag that asks for it or the first TCP or UDP payload.
+        let first_payload =
+            (c.app_proto == 0) & (p.payload_len > 0) & ((p.key.proto == 6) | (p.key.proto == 17));
+        if (c.flags & SLOW_FLAGS) | first_payload as u8 != 0 {
+            let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, bases, now);
+            if v == Verdict::Forward {
+                let c = self.conns.get_mut(id);
+                c.count(from_initiator, len, now);
+                if now >= c.sync_due {
+                    push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
+                }
+            }
+            return v;
+        }
+        c.count(from_initiator, len, now);
+        if now >= c.sync_due {
+            push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
+        }
+        Verdict::Forward
     }
 
     /// A frame without a connection: open one if it may and the policy allows.

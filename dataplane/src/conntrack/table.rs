@@ -181,14 +181,29 @@ impl Bucket {
         spilled: 0,
     };
 
-    /// The slots whose tag is `tag`, as a bit mask (compiles to one vector compare).
+    /// The slots whose tag is `tag`: bit 16 w + 15 is set for each matching slot w (see
+    /// `way`). Eight 16-bit lanes compared at once in two words (SWAR), without branches;
+    /// LLVM left to a per-slot loop compares half of them one at a time.
     #[inline(always)]
-    fn matches(&self, tag: u16) -> u32 {
-        let mut m = 0;
-        for (w, &t) in self.tags.iter().enumerate() {
-            m |= ((t == tag) as u32) << w;
+    fn matches(&self, tag: u16) -> u128 {
+        const LANES: u128 = u128::MAX / 0xffff;
+        const LOW: u128 = LANES * 0x7fff;
+        let mut t = 0u128;
+        for (w, &tw) in self.tags.iter().enumerate() {
+            t |= (tw as u128) << (16 * w);
         }
-        m
+        // Matching lanes become 0; a lane's top bit then ends up set exactly where its lane is
+        // 0 (adding 0x7fff to the low 15 bits sets the top bit unless they are all 0, and no
+        // lane carries into the next).
+        let half = tag as u64 * (LANES as u64);
+        let x = t ^ (half as u128 | (half as u128) << 64);
+        !(((x & LOW) + LOW) | x | LOW)
+    }
+
+    /// The slot of the lowest match in a `matches` mask (not 0).
+    #[inline(always)]
+    fn way(m: u128) -> usize {
+        (m.trailing_zeros() / 16) as usize
     }
 
     #[inline]
@@ -527,7 +542,7 @@ impl ConnTable {
         if m == 0 {
             return NIL;
         }
-        let i = bucket.slots[m.trailing_zeros() as usize] & !SPILLED;
+        let i = bucket.slots[Bucket::way(m)] & !SPILLED;
         if let Some(e) = self.entries.get(i as usize) {
             crate::dpdk::prefetch(e);
             if ipv6 {
@@ -567,7 +582,7 @@ impl ConnTable {
         let bucket = &self.buckets[b];
         let mut m = bucket.matches(tag);
         while m != 0 {
-            let i = bucket.slots[m.trailing_zeros() as usize] & !SPILLED;
+            let i = bucket.slots[Bucket::way(m)] & !SPILLED;
             if self.entries[i as usize].holds(key) {
                 return Some(ConnId(i));
             }
@@ -852,6 +867,36 @@ mod tests {
             hi_port: 443,
             proto,
             is_ipv6: false,
+        }
+    }
+
+    /// The SWAR tag compare agrees with a slot-by-slot compare, for tags at the lane edges
+    /// (top bit set, all low bits set, 1) and duplicates, in every slot.
+    #[test]
+    fn tag_matches_agree_with_a_plain_compare() {
+        let values = [0u16, 1, 2, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff, 0x1234];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut b = Bucket::EMPTY;
+            for t in b.tags.iter_mut() {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *t = values[(seed >> 33) as usize % values.len()];
+            }
+            for &tag in &values[1..] {
+                let m = b.matches(tag);
+                let mut expected = 0u128;
+                for (w, &t) in b.tags.iter().enumerate() {
+                    if t == tag {
+                        expected |= 1 << (16 * w + 15);
+                    }
+                }
+                assert_eq!(m, expected, "tags {:x?}, tag {tag:#x}", b.tags);
+                if m != 0 {
+                    assert_eq!(b.tags[Bucket::way(m)], tag);
+                }
+            }
         }
     }
 

@@ -37,18 +37,24 @@ impl Segment {
     /// parser delimited them). `None` if the header does not fit.
     #[inline(always)]
     pub fn parse(tcp: &[u8], payload_len: u32) -> Option<Segment> {
-        let p = crate::wire::tcp::Packet::new_checked(tcp).ok()?;
-        let flags = p.flags();
+        // The fixed header as one array: one length check, then loads without bounds checks.
+        let h: &[u8; crate::wire::tcp::HEADER_LEN] = tcp.first_chunk()?;
+        let header_len = usize::from(h[12] >> 4) * 4;
+        if header_len < h.len() || header_len > tcp.len() {
+            return None;
+        }
+        let flags = h[13];
         let wscale = if flags & SYN != 0 {
-            window_scale(&p)
+            window_scale(&crate::wire::tcp::Packet::new_checked(tcp).ok()?)
         } else {
             None
         };
+        let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
         Some(Segment {
-            seq: p.seq_number(),
-            ack: p.ack_number(),
+            seq: be32(4),
+            ack: be32(8),
             flags,
-            window: p.window_len(),
+            window: u16::from_be_bytes([h[14], h[15]]),
             payload_len,
             wscale,
         })
@@ -500,31 +506,49 @@ impl TcpTracker {
         None
     }
 
+    /// Whether `seg` is a plain segment of an established connection: an ACK (with or without
+    /// data, PSH or URG) and no SYN, FIN or RST, both sides established, tracked from its
+    /// handshake and not re-learning after a takeover. Such a segment can only move the
+    /// windows on, never change a state: `track_established` takes it with nothing else to
+    /// decide. The per-packet path asks this first.
+    #[inline(always)]
+    pub fn is_plain(&self, seg: &Segment) -> bool {
+        (seg.flags & (SYN | FIN | RST | ACK) == ACK)
+            & (self.peers[0].state == PeerState::Established)
+            & (self.peers[1].state == PeerState::Established)
+            & !(self.loose | self.relearn[0] | self.relearn[1])
+    }
+
+    /// `track` for a segment `is_plain` accepted: the window checks, then the bounds move on.
+    /// On `Err` nothing changed.
+    #[inline(always)]
+    pub fn track_established(
+        &mut self,
+        from_initiator: bool,
+        seg: &Segment,
+    ) -> Result<(), TcpReject> {
+        debug_assert!(self.is_plain(seg));
+        let side = (!from_initiator) as usize;
+        let scales = self.scales(side);
+        if !self.in_window(side, seg, scales) {
+            return Err(TcpReject::OutOfWindow);
+        }
+        self.advance(side, seg, scales.0);
+        Ok(())
+    }
+
     /// `track` for a side already seen: pf's window checks, then the bounds move on.
     #[inline(always)]
     fn track_window(&mut self, side: usize, seg: &Segment) -> Result<(), TcpReject> {
         let f = seg.flags;
-
-        let (sws, dws) = self.scales(side);
-        let src = self.peers[side];
-        let dst = self.peers[1 - side];
-        let end = seg.end();
-        let back = ((dst.max_win as u32) << dws).max(1);
-        let fits_right = seq_geq(src.seqhi, end);
-        let fits_left = (self.loose && dst.state == PeerState::Closed)
-            || seq_geq(seg.seq, src.seqlo.wrapping_sub(back));
-        let ack_ok = f & ACK == 0 || {
-            // How far the ACK trails the data the other side sent.
-            let skew = dst.seqlo.wrapping_sub(seg.ack) as i32 as i64;
-            skew >= -(MAX_ACK_SLACK as i64) && skew <= ((MAX_ACK_SLACK as i64) << sws)
-        };
-        if !(fits_right && fits_left && ack_ok) {
+        let scales = self.scales(side);
+        if !self.in_window(side, seg, scales) {
             return Err(TcpReject::OutOfWindow);
         }
         // An adopted connection's windows are read liberally (scales unknown): a RST there must
         // hit the next sequence number exactly, as RFC 5961 endpoints require for an immediate
         // reset.
-        if f & RST != 0 && self.loose && seg.seq != src.seqlo {
+        if f & RST != 0 && self.loose && seg.seq != self.peers[side].seqlo {
             return Err(TcpReject::OutOfWindow);
         }
         if f & RST != 0 {
@@ -532,36 +556,68 @@ impl TcpTracker {
             self.peers[1].state = PeerState::Reset;
             return Ok(());
         }
-
         let src = &mut self.peers[side];
-        src.max_win = src.max_win.max(seg.window);
-        if seq_gt(end, src.seqlo) {
-            src.seqlo = end;
-        }
         if f & SYN != 0 && src.state < PeerState::SynSent {
             src.state = PeerState::SynSent;
         }
         if f & FIN != 0 && src.state < PeerState::FinSent {
             src.state = PeerState::FinSent;
         }
-        if f & ACK != 0 {
-            self.on_ack(side, seg);
-        }
+        self.advance(side, seg, scales.0);
         Ok(())
+    }
+
+    /// The window checks (pf's): the segment ends within what the other side allowed, starts
+    /// no more than one of the other side's windows back, and its ACK is not far from what
+    /// the other side sent. `scales` are `scales(side)`.
+    #[inline(always)]
+    fn in_window(&self, side: usize, seg: &Segment, (sws, dws): (u8, u8)) -> bool {
+        let (src, dst) = (&self.peers[side], &self.peers[side ^ 1]);
+        let end = seg.end();
+        let back = ((dst.max_win as u32) << dws).max(1);
+        let fits_right = seq_geq(src.seqhi, end);
+        let fits_left = (self.loose && dst.state == PeerState::Closed)
+            || seq_geq(seg.seq, src.seqlo.wrapping_sub(back));
+        let ack_ok = seg.flags & ACK == 0 || {
+            // How far the ACK trails the data the other side sent.
+            let skew = dst.seqlo.wrapping_sub(seg.ack) as i32 as i64;
+            skew >= -(MAX_ACK_SLACK as i64) && skew <= ((MAX_ACK_SLACK as i64) << sws)
+        };
+        fits_right & fits_left & ack_ok
+    }
+
+    /// A segment that passed the window checks moves this side's bounds on, and with its ACK
+    /// the other side's (`on_ack`). `sws` is this side's shift from `scales(side)`.
+    #[inline(always)]
+    fn advance(&mut self, side: usize, seg: &Segment, sws: u8) {
+        let src = &mut self.peers[side];
+        src.max_win = src.max_win.max(seg.window);
+        let end = seg.end();
+        if seq_gt(end, src.seqlo) {
+            src.seqlo = end;
+        }
+        if seg.flags & ACK != 0 {
+            self.acked(side, seg, sws);
+        }
     }
 
     /// The other side's send bound grows with this side's ACK and window; its SYN or FIN is
     /// acknowledged once the ACK covers it.
     #[inline(always)]
     fn on_ack(&mut self, side: usize, seg: &Segment) {
-        let (sws, _) = self.scales(side);
+        self.acked(side, seg, self.scales(side).0);
+    }
+
+    /// `on_ack` with this side's shift (`scales(side).0`) already known.
+    #[inline(always)]
+    fn acked(&mut self, side: usize, seg: &Segment, sws: u8) {
         // RFC 7323 §2.2: the window of a SYN is never scaled.
         let win = if seg.flags & SYN != 0 {
             seg.window as u32
         } else {
             (seg.window as u32) << sws
         };
-        let dst = &mut self.peers[1 - side];
+        let dst = &mut self.peers[side ^ 1];
         let edge = seg.ack.wrapping_add(win.max(1));
         if seq_geq(edge, dst.seqhi) {
             dst.seqhi = edge;
@@ -1152,6 +1208,52 @@ mod tests {
                     last = Some((from_client, seg));
                 }
                 prop_assert_eq!(t.state(), ConnState::Established);
+            }
+
+            /// The per-packet path's shortcut agrees with `track`: every segment `is_plain`
+            /// accepts gets the same verdict and leaves the same tracker from
+            /// `track_established`, whether in window or not (random offsets around the
+            /// expected sequence and acknowledgement numbers, random flags and windows); and a
+            /// plain segment changes no state.
+            #[test]
+            fn plain_segments_take_the_same_path(
+                isn_c in any::<u32>(), isn_s in any::<u32>(),
+                scale in prop::option::of(0u8..=14),
+                segs in prop::collection::vec(
+                    (any::<bool>(),
+                     prop_oneof![8 => Just(ACK), 4 => Just(ACK | PSH), 1 => Just(ACK | URG), 1 => any::<u8>()],
+                     -70_000i32..70_000, -70_000i32..70_000,
+                     any::<u16>(), 0u32..3000),
+                    1..100),
+            ) {
+                let (mut c, mut s) = (Host::new(isn_c, 64_000, scale), Host::new(isn_s, 64_000, scale));
+                let mut t = handshake(&mut c, &mut s);
+                for (from_client, flags, dseq, dack, window, len) in segs {
+                    let (a, b) = if from_client { (&c, &s) } else { (&s, &c) };
+                    let seg = Segment {
+                        seq: a.nxt.wrapping_add(dseq as u32),
+                        ack: b.nxt.wrapping_add(dack as u32),
+                        flags,
+                        window,
+                        payload_len: len,
+                        wscale: None,
+                    };
+                    let mut general = t;
+                    let expected = general.track(from_client, &seg);
+                    if t.is_plain(&seg) {
+                        let state = t.raw_state();
+                        prop_assert_eq!(t.track_established(from_client, &seg), expected);
+                        prop_assert_eq!(t, general);
+                        prop_assert_eq!(t.raw_state(), state);
+                    } else {
+                        t = general;
+                    }
+                    if expected.is_ok() {
+                        let (a, b) = if from_client { (&mut c, &mut s) } else { (&mut s, &mut c) };
+                        a.nxt = seg.end();
+                        b.got(&seg);
+                    }
+                }
             }
 
             /// A RST is accepted only within a window of the sender's sequence space.

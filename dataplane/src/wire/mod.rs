@@ -88,12 +88,19 @@ impl std::error::Error for Error {}
 /// here would panic in tests rather than read out of bounds.
 #[inline(always)]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    // One bounds check for the field and one load (indexing byte by byte checks each).
+    match b[at..].first_chunk() {
+        Some(&w) => u16::from_be_bytes(w),
+        None => panic!("field at {at} past the end of a {}-byte header", b.len()),
+    }
 }
 
 #[inline(always)]
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    match b[at..].first_chunk() {
+        Some(&w) => u32::from_be_bytes(w),
+        None => panic!("field at {at} past the end of a {}-byte header", b.len()),
+    }
 }
 
 /// The Internet checksum (RFC 1071): one's-complement sum of 16-bit words.
