@@ -532,20 +532,24 @@ impl Engine {
         // at once followed by a wait. Decisions still run in frame order.
         const LAG: usize = 8;
         let mut pending = [Pending::default(); MAX_BURST];
+        // Slices of the burst's length, so that indexing below them needs no bounds checks;
+        // a stage's frame index is `step - lag` when that is below `n` (wrapping: one compare).
+        let (frames, ports, verdicts) = (&frames[..n], &ports[..n], &mut verdicts[..n]);
+        let pending = &mut pending[..n];
         for step in 0..n + 2 * LAG {
             if step < n {
                 self.stage_classify(frames[step], &mut pending[step], &mut verdicts[step]);
             }
-            if let Some(i) = step.checked_sub(LAG).filter(|&i| i < n) {
+            let i = step.wrapping_sub(LAG);
+            if i < n {
                 let p = &mut pending[i];
                 if p.active {
                     p.hint = self.conns.prefetch_entry(p.hash, p.key.is_ipv6);
                 }
             }
-            if let Some(i) = step.checked_sub(2 * LAG).filter(|&i| i < n) {
-                if pending[i].active {
-                    verdicts[i] = self.decide(frames[i], ports[i], &pending[i], now);
-                }
+            let i = step.wrapping_sub(2 * LAG);
+            if i < n && pending[i].active {
+                verdicts[i] = self.decide(frames[i], ports[i], &pending[i], now);
             }
         }
     }
