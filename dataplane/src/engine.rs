@@ -157,6 +157,9 @@ struct Pending {
     /// Where the L4 payload is, for protocol detection on a connection's first payload.
     payload_offset: u16,
     payload_len: u16,
+    /// A TCP or UDP payload is there (`payload_len > 0`): the connection stage inspects a
+    /// connection's first.
+    data: bool,
     /// For an ICMP error quoting a TCP segment: that segment's sequence number.
     quote_seq: Option<u32>,
 }
@@ -181,6 +184,10 @@ pub struct Engine {
     sync_refresh: u32,
     /// Flows whose first packets are being inspected.
     inspector: Inspector,
+    /// The burst's frames between the stages of `process_burst`: kept from burst to burst,
+    /// so that no burst starts by clearing it (stage 1 writes each frame's entry whole).
+    /// `None` only while a burst runs.
+    pending: Option<Box<[Pending; MAX_BURST]>>,
     /// Drop-event budget of the current second.
     drop_tokens: u32,
     drop_second: u32,
@@ -220,6 +227,7 @@ impl Engine {
             sync: None,
             sync_refresh: u32::MAX,
             inspector: Inspector::new(config.inspect),
+            pending: Some(Box::new([Pending::default(); MAX_BURST])),
             drop_tokens: 0,
             drop_second: u32::MAX,
             reject_tokens: 0,
@@ -531,11 +539,15 @@ impl Engine {
         // requests, each with the work of LAG frames to arrive in, instead of a burst's worth
         // at once followed by a wait. Decisions still run in frame order.
         const LAG: usize = 8;
-        let mut pending = [Pending::default(); MAX_BURST];
+        // Out of `self` for the burst (moving a pointer), so that the stages may borrow both.
+        let mut pending_box = self
+            .pending
+            .take()
+            .expect("process_burst is not re-entered");
         // Slices of the burst's length, so that indexing below them needs no bounds checks;
         // a stage's frame index is `step - lag` when that is below `n` (wrapping: one compare).
         let (frames, ports, verdicts) = (&frames[..n], &ports[..n], &mut verdicts[..n]);
-        let pending = &mut pending[..n];
+        let pending = &mut pending_box[..n];
         for step in 0..n + 2 * LAG {
             if step < n {
                 self.stage_classify(frames[step], &mut pending[step], &mut verdicts[step]);
@@ -552,6 +564,7 @@ impl Engine {
                 verdicts[i] = self.decide(frames[i], ports[i], &pending[i], now);
             }
         }
+        self.pending = Some(pending_box);
     }
 
     /// Stage 1 for one frame: its verdict, or its key and hash in `pend` with its bucket
@@ -580,13 +593,18 @@ impl Engine {
                 l4_offset: f.l4_offset,
                 payload_offset: f.payload_offset,
                 payload_len: f.payload_len,
+                data: f.payload_len > 0,
                 ..Pending::default()
             };
             return;
         }
+        // The entry may hold an earlier burst's frame: `classify` sets only what applies.
+        *pend = Pending::default();
         match self.classify(frame, pend) {
             Some(v) => *verdict = v,
             None => {
+                pend.data =
+                    !pend.related && pend.payload_len > 0 && matches!(pend.key.proto, 6 | 17);
                 pend.hash = self.conns.hash(&pend.key);
                 self.conns.prefetch(pend.hash);
             }
@@ -747,9 +765,7 @@ impl Engine {
             // (no handshake, FIN or RST; see `is_plain`) or a UDP or ICMP packet, of a
             // connection no flag sends to the slow path, and not its first payload. Its
             // windows move on; no state changes.
-            let first_payload = (c.app_proto == 0)
-                & (p.payload_len > 0)
-                & ((p.key.proto == 6) | (p.key.proto == 17));
+            let first_payload = (c.app_proto == 0) & p.data;
             let plain = seg.is_none_or(|seg| c.tcp.is_plain(&seg));
             if plain & ((c.flags & (SLOW_FLAGS | FLAG_HALF_OPEN)) | first_payload as u8 == 0) {
                 if let Some(seg) = seg {
@@ -836,8 +852,7 @@ impl Engine {
         }
         let c = self.conns.get_mut(id);
         // Inspection, for a flag that asks for it or the first TCP or UDP payload.
-        let first_payload =
-            (c.app_proto == 0) & (p.payload_len > 0) & ((p.key.proto == 6) | (p.key.proto == 17));
+        let first_payload = (c.app_proto == 0) & p.data;
         if (c.flags & SLOW_FLAGS) | first_payload as u8 != 0 {
             let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, bases, now);
             if v == Verdict::Forward {
@@ -937,7 +952,7 @@ impl Engine {
                 }
                 self.stats.flows_created.inc();
                 self.stats.flows_active.set(self.conns.len() as u64);
-                let v = if p.payload_len > 0 && matches!(p.key.proto, 6 | 17) {
+                let v = if p.data {
                     // Data on the first packet: a UDP datagram, a SYN with Fast Open data.
                     // No earlier segment: the client's stream starts with this one.
                     self.inspect_packet(frame, p, port, id, true, seg, None, now)
@@ -996,7 +1011,7 @@ impl Engine {
             }
             return self.drop_at(DropReason::Inspection, p, port, now);
         }
-        if p.payload_len == 0 || !matches!(p.key.proto, 6 | 17) {
+        if !p.data {
             return Verdict::Forward;
         }
         let start = p.payload_offset as usize;
