@@ -1213,12 +1213,12 @@ mod tests {
             /// The per-packet path's shortcut agrees with `track`: every segment `is_plain`
             /// accepts gets the same verdict and leaves the same tracker from
             /// `track_established`, whether in window or not (random offsets around the
-            /// expected sequence and acknowledgement numbers, random flags and windows); and a
-            /// plain segment changes no state.
+            /// expected sequence and acknowledgement numbers, random flags and windows, each
+            /// side with its own window scale); and a plain segment changes no state.
             #[test]
             fn plain_segments_take_the_same_path(
                 isn_c in any::<u32>(), isn_s in any::<u32>(),
-                scale in prop::option::of(0u8..=14),
+                scale_c in prop::option::of(0u8..=14), scale_s in prop::option::of(0u8..=14),
                 segs in prop::collection::vec(
                     (any::<bool>(),
                      prop_oneof![8 => Just(ACK), 4 => Just(ACK | PSH), 1 => Just(ACK | URG), 1 => any::<u8>()],
@@ -1226,7 +1226,7 @@ mod tests {
                      any::<u16>(), 0u32..3000),
                     1..100),
             ) {
-                let (mut c, mut s) = (Host::new(isn_c, 64_000, scale), Host::new(isn_s, 64_000, scale));
+                let (mut c, mut s) = (Host::new(isn_c, 64_000, scale_c), Host::new(isn_s, 64_000, scale_s));
                 let mut t = handshake(&mut c, &mut s);
                 for (from_client, flags, dseq, dack, window, len) in segs {
                     let (a, b) = if from_client { (&c, &s) } else { (&s, &c) };
