@@ -762,7 +762,8 @@ impl Engine {
             let c = self.conns.get_mut(id);
             let from_initiator = p.lo_to_hi == c.initiator_is_lo();
             // The fast path, in one branch: a plain segment of an established TCP connection
-            // (no handshake, FIN or RST; see `is_plain`) or a UDP or ICMP packet, of a
+            // (no handshake, FIN or RST, not re-learning; see `is_plain`) or a UDP or ICMP
+            // packet (or a TCP fragment), of a
             // connection no flag sends to the slow path, and not its first payload. Its
             // windows move on; no state changes.
             let first_payload = (c.app_proto == 0) & p.data;

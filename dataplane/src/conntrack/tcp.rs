@@ -507,16 +507,16 @@ impl TcpTracker {
     }
 
     /// Whether `seg` is a plain segment of an established connection: an ACK (with or without
-    /// data, PSH or URG) and no SYN, FIN or RST, both sides established, tracked from its
-    /// handshake and not re-learning after a takeover. Such a segment can only move the
-    /// windows on, never change a state: `track_established` takes it with nothing else to
-    /// decide. The per-packet path asks this first.
+    /// data, PSH or URG) and no SYN, FIN or RST, both sides established (from a handshake, or
+    /// adopted loosely and seen both ways), neither re-learning after a takeover. Such a
+    /// segment can only move the windows on, never change a state: `track_established` takes
+    /// it with nothing else to decide. The per-packet path asks this first.
     #[inline(always)]
     pub fn is_plain(&self, seg: &Segment) -> bool {
         (seg.flags & (SYN | FIN | RST | ACK) == ACK)
             & (self.peers[0].state == PeerState::Established)
             & (self.peers[1].state == PeerState::Established)
-            & !(self.loose | self.relearn[0] | self.relearn[1])
+            & !(self.relearn[0] | self.relearn[1])
     }
 
     /// `track` for a segment `is_plain` accepted: the window checks, then the bounds move on.
@@ -1214,11 +1214,13 @@ mod tests {
             /// accepts gets the same verdict and leaves the same tracker from
             /// `track_established`, whether in window or not (random offsets around the
             /// expected sequence and acknowledgement numbers, random flags and windows, each
-            /// side with its own window scale); and a plain segment changes no state.
+            /// side with its own window scale, tracked from a handshake or adopted loosely); and
+            /// a plain segment changes no state.
             #[test]
             fn plain_segments_take_the_same_path(
                 isn_c in any::<u32>(), isn_s in any::<u32>(),
                 scale_c in prop::option::of(0u8..=14), scale_s in prop::option::of(0u8..=14),
+                adopt in any::<bool>(),
                 segs in prop::collection::vec(
                     (any::<bool>(),
                      prop_oneof![8 => Just(ACK), 4 => Just(ACK | PSH), 1 => Just(ACK | URG), 1 => any::<u8>()],
@@ -1227,7 +1229,20 @@ mod tests {
                     1..100),
             ) {
                 let (mut c, mut s) = (Host::new(isn_c, 64_000, scale_c), Host::new(isn_s, 64_000, scale_s));
-                let mut t = handshake(&mut c, &mut s);
+                let mut t = if adopt {
+                    // Picked up mid-stream (loose): an ACK each way establishes both sides.
+                    (c.rcv, s.rcv) = (s.nxt, c.nxt);
+                    let a = c.seg(ACK, 0);
+                    let mut t = TcpTracker::open(&a, true).unwrap();
+                    s.got(&a);
+                    let b = s.seg(ACK, 0);
+                    t.track(false, &b).unwrap();
+                    c.got(&b);
+                    prop_assert!(t.is_loose() && t.state() == ConnState::Established);
+                    t
+                } else {
+                    handshake(&mut c, &mut s)
+                };
                 for (from_client, flags, dseq, dack, window, len) in segs {
                     let (a, b) = if from_client { (&c, &s) } else { (&s, &c) };
                     let seg = Segment {
