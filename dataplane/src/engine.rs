@@ -763,9 +763,8 @@ impl Engine {
             let from_initiator = p.lo_to_hi == c.initiator_is_lo();
             // The fast path, in one branch: a plain segment of an established TCP connection
             // (no handshake, FIN or RST, not re-learning; see `is_plain`) or a UDP or ICMP
-            // packet (or a TCP fragment), of a
-            // connection no flag sends to the slow path, and not its first payload. Its
-            // windows move on; no state changes.
+            // packet (or a TCP fragment), of a connection no flag sends to the slow path, and
+            // not its first payload. Its windows move on; no state changes.
             let first_payload = (c.app_proto == 0) & p.data;
             let plain = seg.is_none_or(|seg| c.tcp.is_plain(&seg));
             if plain & ((c.flags & (SLOW_FLAGS | FLAG_HALF_OPEN)) | first_payload as u8 == 0) {
