@@ -37,7 +37,8 @@ impl Segment {
     /// parser delimited them). `None` if the header does not fit.
     #[inline(always)]
     pub fn parse(tcp: &[u8], payload_len: u32) -> Option<Segment> {
-        // The fixed header as one array: one length check, then loads without bounds checks.
+        // The fixed header as one array: one length check, then loads whose bounds checks the
+        // compiler drops (the wire view's accessors check each field against the slice).
         let h: &[u8; crate::wire::tcp::HEADER_LEN] = tcp.first_chunk()?;
         let header_len = usize::from(h[12] >> 4) * 4;
         if header_len < h.len() || header_len > tcp.len() {
@@ -49,12 +50,12 @@ impl Segment {
         } else {
             None
         };
-        let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+        use crate::wire::{be16, be32};
         Some(Segment {
-            seq: be32(4),
-            ack: be32(8),
+            seq: be32(h, 4),
+            ack: be32(h, 8),
             flags,
-            window: u16::from_be_bytes([h[14], h[15]]),
+            window: be16(h, 14),
             payload_len,
             wscale,
         })
