@@ -124,6 +124,19 @@ serve_blob() {
   fail "the HTTP server in the server namespace did not come up"
 }
 
+# Paces what the server sends: `pace_server RATE` puts a token bucket (tc tbf; RATE in tc's units,
+# e.g. 1mbit) on the server's link, `pace_server off` lifts it. A download under it keeps running
+# until the test lifts it, however long the event it straddles takes on a loaded machine; curl's
+# --limit-rate is an average that a CI run saw overshoot fourfold (12 MB at "300K" in 11 s).
+pace_server() {
+  if [ "$1" = off ]; then
+    ip netns exec $NS_SV tc qdisc del dev sv0 root 2>/dev/null || true
+  else
+    ip netns exec $NS_SV tc qdisc replace dev sv0 root tbf rate "$1" burst 32kb latency 200ms \
+      || fail "tc could not pace the server's link"
+  fi
+}
+
 # Reads a counter from `ip -s -j link` of an interface in a namespace ("" = the root namespace):
 #   if_counter NS IF rx|tx packets|bytes|dropped
 if_counter() {

@@ -17,8 +17,10 @@ start_portcullisd
 CAP=512
 
 serve_blob 12000000
-# 12 MB at 300 KB/s: 40 s, longer than building and sending the flood on a loaded machine.
-ip netns exec $NS_CL curl -sS --fail --limit-rate 300K --max-time 120 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
+# 12 MB at 1 Mbit/s would take 96 s: the download is still running when the flood ends (it takes
+# 10-15 s), then the pace is lifted and the rest arrives at once.
+pace_server 1mbit
+ip netns exec $NS_CL curl -sS --fail --max-time 120 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
 CURL=$!
 sleep 1
 
@@ -40,6 +42,7 @@ if ! kill -0 $CURL 2>/dev/null; then
   [ "$rc" = 0 ] || fail "the download broke during the flood (curl exit $rc)"
   fail "the download ended before the flood did: the test proves nothing"
 fi
+pace_server off
 wait $CURL || fail "the download broke during the flood"
 cmp -s "$WORK/www/blob.bin" "$WORK/got.bin" || fail "download corrupted"
 ctl stats

@@ -173,8 +173,9 @@ sleep 0.3
 ip netns exec $NS_CL python3 "$ROOT/tests/e2e/probe.py" send 10.99.0.2 9999 1 $PROBE_SECS >/dev/null &
 PIDS+=($!)
 
-log "a rate-limited TLS download (20 MB at 1 MB/s) and an SSH session through A"
-ip netns exec $NS_CL curl -sk --max-time 60 --limit-rate 1000K --resolve e2e.portcullis.test:443:10.99.0.2 \
+log "a paced TLS download (20 MB, the server's link at 4 Mbit/s until after the failover) and an SSH session through A"
+pace_server 4mbit
+ip netns exec $NS_CL curl -sk --max-time 60 --resolve e2e.portcullis.test:443:10.99.0.2 \
   -o "$WORK/got.bin" -w '%{http_code} %{size_download}\n' https://e2e.portcullis.test/blob.bin \
   >"$WORK/curl.out" 2>"$WORK/curl.err" &
 CURL=$!; PIDS+=($!)
@@ -207,6 +208,7 @@ log "before the failover: A has $a_flows flows, B (standby) holds $b_flows synce
 kill -INT $TCPDUMP 2>/dev/null || true
 b_insp_before=$(stat_get b "s['drops']['inspection']" 2>/dev/null || echo 0)
 
+kill -0 $CURL 2>/dev/null || fail "the download ended before the failover: the test proves nothing ($(cat "$WORK/curl.out" "$WORK/curl.err"))"
 log "kill -9 of the active (A)"
 kill -9 "${APID[a]}"
 wait_ha b "s['role']=='active'" 5
@@ -216,6 +218,7 @@ echo "echo after-failover" >&7
 for _ in $(seq 1 100); do grep -q after-failover "$WORK/ssh.out" 2>/dev/null && break; sleep 0.1; done
 grep -q after-failover "$WORK/ssh.out" || fail "the SSH session did not answer after the failover: $(cat "$WORK/ssh.err")"
 log "the SSH session answers after the failover"
+pace_server off
 
 wait $CURL || fail "the download failed: $(cat "$WORK/curl.out" "$WORK/curl.err"); B's drops: $(stat_get b "s['drops']")"
 [ "$(sha256sum < "$WORK/got.bin")" = "$(sha256sum < "$WORK/blob.bin")" ] || fail "the download's checksum differs"

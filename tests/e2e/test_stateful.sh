@@ -60,7 +60,9 @@ echo "related: $before -> $after"
 
 log "blind RST into a running download"
 serve_blob 12000000
-ip netns exec $NS_CL curl -sS --fail --limit-rate 2M --max-time 60 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
+# 12 MB at 8 Mbit/s would take 12 s: the download runs until the RSTs are in, then the pace is lifted.
+pace_server 8mbit
+ip netns exec $NS_CL curl -sS --fail --max-time 60 http://10.99.0.2:8000/blob.bin -o "$WORK/got.bin" &
 CURL=$!
 # The client's port of the established download, from /proc/net/tcp (state 01, remote port 8000
 # = 0x1F40): ss needs sock_diag, which minimal kernels lack.
@@ -75,9 +77,8 @@ cport=$((16#$hexport))
 before=$(stat "s['drops']['out_of_window']")
 # Debian's scapy (python3-scapy) belongs to the system interpreter, whatever python3 is on PATH.
 ip netns exec $NS_SV /usr/bin/python3 - "$cport" <<'PY'
-# Learn the server's current sequence number from the client's ACKs (they keep coming while curl
-# reads at its limited rate, even when the server has already sent everything into the client's
-# buffer), then inject RSTs half the sequence space away: what a blind attacker sends, and
+# Learn the server's current sequence number from the client's ACKs (they keep coming while the
+# paced server sends), then inject RSTs half the sequence space away: what a blind attacker sends, and
 # certainly outside any window (a uniformly random guess would land in a multi-megabyte scaled
 # window now and then).
 import sys
@@ -92,6 +93,7 @@ for k in range(20):
     bad = (seq + (1 << 31) + k * 1_000_003) & 0xFFFFFFFF
     send(IP(src="10.99.0.2", dst="10.99.0.1") / TCP(sport=8000, dport=cport, flags="R", seq=bad))
 PY
+pace_server off
 wait $CURL || fail "the download broke under injected RSTs"
 after=$(stat "s['drops']['out_of_window']")
 echo "out_of_window drops: $before -> $after (20 injected)"
