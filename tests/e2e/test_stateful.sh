@@ -78,9 +78,9 @@ before=$(stat "s['drops']['out_of_window']")
 # Debian's scapy (python3-scapy) belongs to the system interpreter, whatever python3 is on PATH.
 ip netns exec $NS_SV /usr/bin/python3 - "$cport" <<'PY'
 # Learn the server's current sequence number from the client's ACKs (they keep coming while the
-# paced server sends), then inject RSTs half the sequence space away: what a blind attacker sends, and
-# certainly outside any window (a uniformly random guess would land in a multi-megabyte scaled
-# window now and then).
+# paced server sends), then inject RSTs half the sequence space away: what a blind attacker
+# sends, and certainly outside any window (a uniformly random guess would land in a
+# multi-megabyte scaled window now and then).
 import sys
 from scapy.all import IP, TCP, conf, send, sniff
 conf.verb = 0
