@@ -164,6 +164,19 @@ struct Pending {
     quote_seq: Option<u32>,
 }
 
+/// How many frames apart `Engine::process_burst` runs its three stages, a software pipeline:
+/// while frame i is classified and its bucket prefetched, frame i - LAG reads its bucket and
+/// prefetches its entry, and frame i - 2 LAG is decided. The memory system gets a steady
+/// stream of requests, each with the work of LAG frames to arrive in, instead of a burst's
+/// worth at once followed by a wait. Decisions still run in frame order.
+///
+/// 16, half a full burst: against 8, the engine benchmark at 1M connections went from 116 to
+/// 100 cycles/packet (the two builds alternating 5 times on this VM, where a random line costs a
+/// nested page walk), 100k 103 -> 86, 10M 161 -> 136, 1k unchanged at ~70 (5 more instructions
+/// a packet for the longer fill and drain); 32, three passes over the burst, was worse again
+/// (~125 at 1M). The benchmarks' memory floor runs the same pipeline.
+pub const PIPELINE_LAG: usize = 16;
+
 /// One worker's engine.
 pub struct Engine {
     config: EngineConfig,
@@ -533,12 +546,8 @@ impl Engine {
                 c.set(0);
             }
         }
-        // The three stages run as a software pipeline, `LAG` frames apart: while frame i is
-        // classified and its bucket prefetched, frame i - LAG reads its bucket and prefetches
-        // its entry, and frame i - 2 LAG is decided. The memory system gets a steady stream of
-        // requests, each with the work of LAG frames to arrive in, instead of a burst's worth
-        // at once followed by a wait. Decisions still run in frame order.
-        const LAG: usize = 8;
+        // The three stages run as a software pipeline (`PIPELINE_LAG`).
+        const LAG: usize = PIPELINE_LAG;
         // Out of `self` for the burst (moving a pointer), so that the stages may borrow both.
         let mut pending_box = self
             .pending
