@@ -65,8 +65,10 @@ TOML
   : > "$WORK/pc.rates"
   for _ in $(seq 1 "$SECS"); do
     sleep 1
+    # A sample the control socket did not answer is skipped: the next rate spans both seconds
+    # (by the appliance's own uptime).
     line=$("$ROOT/target/release/portcullisctl" -s "$WORK/ctl.sock" stats --json 2>/dev/null \
-      | python3 -c "import json,sys; s=json.load(sys.stdin); print(s['ports'][1]['tx_packets'], s['uptime_secs'])") || break
+      | python3 -c "import json,sys; s=json.load(sys.stdin); print(s['ports'][1]['tx_packets'], s['uptime_secs'])" 2>/dev/null) || continue
     set -- $line
     if [ -n "$prev" ]; then python3 -c "print(int(($1-$prev)/($2-$prev_t)))" >> "$WORK/pc.rates"; fi
     prev=$1; prev_t=$2
