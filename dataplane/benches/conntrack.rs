@@ -2,8 +2,8 @@
 //! scrambled order (every connection once per pass); per burst of 32, the engine's pipeline
 //! (`PIPELINE_LAG` keys apart): hash and prefetch the bucket, prefetch the entry the bucket's
 //! tags name, then look up (that entry first), track (the engine's fast path: `is_plain`,
-//! window checks) and count. No parsing, no I/O: the table's own cost at 1k, 100k, 1M and 10M connections (with
-//! reading each key from a list of up to 2^20 keys).
+//! window checks) and count. No parsing, no I/O: the table's own cost at 1k, 100k, 1M and 10M
+//! connections (with reading each key from a list of up to 2^20 keys).
 //! Beside it, in the same invocation, the memory floor: the same two random lines per item
 //! (bucket, entry's first line) with no table logic (`memory_floor`), and the table's ratio to it.
 //!   cargo bench -p dataplane --bench conntrack [-- COUNTS...]
