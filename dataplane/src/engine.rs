@@ -782,8 +782,7 @@ impl Engine {
                         return self.drop_at(tcp_drop(e), p, port, now);
                     }
                 }
-                c.count(from_initiator, len, now);
-                if now >= c.sync_due {
+                if c.count_due(from_initiator, len, now) {
                     push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
                 }
                 return Verdict::Forward;
@@ -862,22 +861,18 @@ impl Engine {
         let c = self.conns.get_mut(id);
         // Inspection, for a flag that asks for it or the first TCP or UDP payload.
         let first_payload = (c.app_proto == 0) & p.data;
-        if (c.flags & SLOW_FLAGS) | first_payload as u8 != 0 {
-            let v = self.inspect_packet(frame, p, port, id, from_initiator, seg, bases, now);
-            if v == Verdict::Forward {
-                let c = self.conns.get_mut(id);
-                c.count(from_initiator, len, now);
-                if now >= c.sync_due {
-                    push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
-                }
+        let v = if (c.flags & SLOW_FLAGS) | first_payload as u8 != 0 {
+            self.inspect_packet(frame, p, port, id, from_initiator, seg, bases, now)
+        } else {
+            Verdict::Forward
+        };
+        if v == Verdict::Forward {
+            let c = self.conns.get_mut(id);
+            if c.count_due(from_initiator, len, now) {
+                push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
             }
-            return v;
         }
-        c.count(from_initiator, len, now);
-        if now >= c.sync_due {
-            push_sync(&self.sync, &self.stats, c, self.sync_refresh, now);
-        }
-        Verdict::Forward
+        v
     }
 
     /// A frame without a connection: open one if it may and the policy allows.

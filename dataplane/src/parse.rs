@@ -314,9 +314,9 @@ pub struct FastPacket {
 pub fn parse_fast(frame: &[u8]) -> Option<FastPacket> {
     const L3: usize = ethernet::HEADER_LEN;
     const L4: usize = L3 + ipv4::HEADER_LEN;
-    let h: &[u8; L4 + 4] = frame.get(..L4 + 4)?.try_into().ok()?;
-    let be16 = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-    let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let h: &[u8; L4 + 4] = frame.first_chunk()?;
+    let be16 = |i: usize| crate::wire::be16(h, i);
+    let be32 = |i: usize| crate::wire::be32(h, i);
     // EtherType IPv4; version 4 with a 20-byte header; no MF flag, offset 0.
     if (be16(12) != ethertype::IPV4) | (h[L3] != 0x45) | (be16(L3 + 6) & 0x3fff != 0) {
         return None;
@@ -336,8 +336,11 @@ pub fn parse_fast(frame: &[u8]) -> Option<FastPacket> {
             (hl, l4.len())
         }
         protocol::UDP => {
-            let stated = usize::from(u16::from_be_bytes([*l4.get(4)?, *l4.get(5)?]));
-            if l4.len() < udp::HEADER_LEN || stated < udp::HEADER_LEN || stated > l4.len() {
+            if l4.len() < udp::HEADER_LEN {
+                return None;
+            }
+            let stated = usize::from(crate::wire::be16(l4, 4));
+            if stated < udp::HEADER_LEN || stated > l4.len() {
                 return None;
             }
             (udp::HEADER_LEN, stated)

@@ -361,6 +361,13 @@ impl Conn {
         self.head.bits |= if from_initiator { 0 } else { REPLIED };
     }
 
+    /// `count`, then whether the connection's HA sync refresh is due (`sync_due`).
+    #[inline(always)]
+    pub fn count_due(&mut self, from_initiator: bool, len: u32, now: u32) -> bool {
+        self.count(from_initiator, len, now);
+        now >= self.sync_due
+    }
+
     #[cold]
     fn carry(&mut self, d: usize, packets: bool, bytes: bool) {
         self.packets_hi[d] = self.packets_hi[d].wrapping_add(packets as u32);

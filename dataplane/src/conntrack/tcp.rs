@@ -643,7 +643,6 @@ impl TcpTracker {
         seq_geq(seq, src.seqlo.wrapping_sub(back)) && seq_leq(seq, src.seqhi)
     }
 
-    /// The connection's overall state.
     /// Both sides' states as one number: changes whenever `state()` may have (two byte loads
     /// instead of its branches; the per-packet path compares it around `track`).
     #[inline(always)]
@@ -651,6 +650,7 @@ impl TcpTracker {
         (self.peers[0].state as u16) << 8 | self.peers[1].state as u16
     }
 
+    /// The connection's overall state.
     pub fn state(&self) -> ConnState {
         let (a, b) = (self.peers[0].state, self.peers[1].state);
         use PeerState::*;
