@@ -1,5 +1,6 @@
 # Portcullis — build, demo and test entry points. Run as root on Debian 12.
-#   make demo   install what is missing, build (release), replay a real capture through DPDK
+#   make demo   install what is missing, build (release), replay a real capture through DPDK and
+#               print what the appliance decided
 #   make test   everything CI checks: fmt, clippy, unit/property tests, end-to-end tests
 
 SHELL := /bin/bash
@@ -30,9 +31,11 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace
 
+# The demo's events and forwarded frames start afresh each run (the event log appends).
 demo: build
-	@mkdir -p out
+	@mkdir -p out && rm -f out/demo-eve.json out/demo-inside-tx.pcap out/demo-outside-tx.pcap
 	$(RELEASE_BIN)/portcullisd --config configs/demo.toml
+	@echo "forwarded frames: out/demo-outside-tx.pcap (sent to the outside), out/demo-inside-tx.pcap (to the inside)"
 
 lint: deps
 	$(CARGO) fmt --all -- --check

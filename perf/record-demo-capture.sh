@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
-# record-demo-capture.sh - record a small capture of REAL traffic for Portcullis.
+# record-demo-capture.sh - record the demo capture: REAL traffic, allowed and not.
 #
 # Builds a two-namespace lab joined by one veth pair (no bridge, no host
-# traffic), runs real servers (nginx/TLS, sshd, UDP echo) in the server
-# namespace, drives real clients from the client namespace while tcpdump
-# records on the client's veth, then writes:
+# traffic), runs real servers in the server namespace (nginx over TLS, sshd,
+# a UDP echo, an aioquic QUIC server, plain HTTP servers) and drives real
+# clients from the client namespace while tcpdump records on the client's veth.
+# Next to the traffic an appliance must pass (ping over IPv4 and IPv6, HTTPS
+# over TLS 1.3 and, over IPv6, 1.2, SSH, UDP, QUIC) it holds what an operator
+# wants stopped (configs/demo.toml stops each): TLS to a blocked name, TLS on
+# an unexpected port, plain HTTP and SSH on 443, HTTP to the SIP port 5060
+# (the NAT Slipstreaming pattern), a connection to a blocklisted address, and
+# a connection opened from outside. It writes:
 #
-#   configs/captures/lab-mixed.pcap    both directions (classic pcap, DLT_EN10MB)
-#   configs/captures/lab-inside.pcap   frames sent by the client (ether src CLIENT_MAC)
-#   configs/captures/lab-outside.pcap  frames sent by the server (ether src SERVER_MAC)
-#   configs/captures/lab-mixed.txt     manifest: how, counts, conversations, sizes
+#   configs/captures/demo.pcap          every frame but the outside-opened connection's
+#                                       outside frames: replayed into the inside port
+#   configs/captures/demo-outside.pcap  the frames the outside host sent for the
+#                                       connection it opened: replayed into the outside port
+#   configs/captures/demo-flows.json    the flows, each with what the demo must decide
+#   configs/captures/demo.txt           manifest: how, counts, conversations, sizes
 #
-# inside/outside are meant to be replayed into the two ports of the
-# bump-in-the-wire appliance (inside port <- client side, outside <- server).
+# The flows file is what tests/e2e/test_demo.sh holds the demo to, so a change
+# of policy or engine that changes a decision fails there.
 #
-# Needs root. Idempotent: leftovers of a previous run (namespaces, the
-# processes inside them, the work dir) are removed first, and a trap removes
-# everything this run created, on success and on failure. Outputs are only
-# replaced when the new capture passes its checks.
+# Needs root, and network access once to install aioquic from PyPI into the
+# work dir (Debian 12 has no QUIC client or server). Idempotent: leftovers of a
+# previous run (namespaces, the processes inside them, the work dir) are
+# removed first, and a trap removes everything this run created, on success
+# and on failure. Outputs are only replaced when the new capture passes its
+# checks. (configs/captures/lab-mixed.pcap was recorded by an earlier version
+# of this script, from before the demo held blocked traffic; see its .txt.)
 #
 # Environment knobs:
-#   DOWNLOAD_KB=100     size of the random file fetched over HTTPS (twice)
-#   MAX_TOTAL_KB=600    fail if the three pcaps together exceed this
+#   DOWNLOAD_KB=100     size of the random file fetched over HTTPS
+#   MAX_TOTAL_KB=600    fail if the two pcaps together exceed this
 #   OUT_DIR=...         default: <repo>/configs/captures
 #   WORK_DIR=...        default: /tmp/pcrec-lab (wiped at start and at exit)
 #   KEEP_WORK_DIR=1     keep WORK_DIR at exit (debugging)
 #   SKIP_APT=1          do not try to install missing packages
+#   AIOQUIC=SPEC        what pip installs for the QUIC peers (default: aioquic==1.7.2)
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,6 +45,7 @@ REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
 OUT_DIR=${OUT_DIR:-$REPO_DIR/configs/captures}
 WORK_DIR=${WORK_DIR:-/tmp/pcrec-lab}
 DOWNLOAD_KB=${DOWNLOAD_KB:-100}
+AIOQUIC=${AIOQUIC:-aioquic==1.7.2}
 MAX_TOTAL_KB=${MAX_TOTAL_KB:-600}
 
 NS_C=pcrec-client
@@ -47,7 +60,15 @@ IP4_C=10.99.0.1
 IP4_S=10.99.0.2
 IP6_C=fd99::1
 IP6_S=fd99::2
+# More server addresses on the server's veth: plain HTTP on 443, SSH on 443, and
+# the address configs/blocklists/demo-drop.txt lists.
+IP4_HTTP443=10.99.0.3
+IP4_SSH443=10.99.0.4
+IP4_BLOCKED=10.99.0.66
 TLS_NAME=demo.portcullis.test
+BLOCKED_NAME=evil.example
+UNEXPECTED_TLS_PORT=4433
+CLIENT_HTTP_PORT=8080
 UDP_PORT=7
 BLOB=blob-${DOWNLOAD_KB}k.bin
 
@@ -128,6 +149,8 @@ chk ss iproute2
 chk ping iputils-ping
 chk openssl openssl
 chk curl curl
+chk /usr/bin/python3 python3
+/usr/bin/python3 -c "import venv" 2>/dev/null || need_pkgs+=(python3-venv)
 if ((${#need_pkgs[@]})); then
     mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
     [[ ${SKIP_APT:-0} != 1 ]] || die "missing packages: ${need_pkgs[*]}"
@@ -175,21 +198,26 @@ setup_if() {
 }
 setup_if "$NS_C" "$IF_C" "$IP4_C" "$IP6_C"
 setup_if "$NS_S" "$IF_S" "$IP4_S" "$IP6_S"
+for a in "$IP4_HTTP443" "$IP4_SSH443" "$IP4_BLOCKED"; do ip -n "$NS_S" addr add "$a/24" dev "$IF_S"; done
 
 # ---------------------------------------------------------- server side --
-log "preparing TLS cert, web root, ssh keys"
+log "preparing TLS cert, web root, ssh keys, the QUIC peers"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
     -subj "/CN=$TLS_NAME" -addext "subjectAltName=DNS:$TLS_NAME" \
     -keyout "$W/tls-key.pem" -out "$W/tls-cert.pem" 2>/dev/null
-mkdir -p "$W/www" "$W/nginx-tmp"
+mkdir -p "$W/www" "$W/nginx-tmp" "$W/www-client"
 head -c "$((DOWNLOAD_KB * 1024))" /dev/urandom >"$W/www/$BLOB"
-cat >"$W/www/index.html" <<EOF
+cat >"$W/www/index.html" <<HTML
 <!doctype html>
 <html><head><title>Portcullis demo</title></head>
 <body><p>Portcullis lab server. Try <a href="/$BLOB">$BLOB</a>.</p></body></html>
-EOF
+HTML
+echo "a host inside" >"$W/www-client/index.html"
+/usr/bin/python3 -m venv "$W/venv"
+"$W/venv/bin/pip" install -q "$AIOQUIC" || die "pip could not install $AIOQUIC (the QUIC peers need it)"
 
-cat >"$W/nginx.conf" <<EOF
+# nginx answers every name (the blocked one too: the appliance, not the server, must refuse it).
+cat >"$W/nginx.conf" <<CONF
 user root;
 worker_processes 1;
 daemon off;
@@ -208,9 +236,11 @@ http {
     default_type application/octet-stream;
     keepalive_timeout 5s;
     server {
-        listen 443 ssl;
-        listen [::]:443 ssl;
-        server_name $TLS_NAME;
+        listen $IP4_S:443 ssl;
+        listen [$IP6_S]:443 ssl;
+        listen $IP4_S:$UNEXPECTED_TLS_PORT ssl;
+        listen $IP4_BLOCKED:443 ssl;
+        server_name _;
         ssl_certificate $W/tls-cert.pem;
         ssl_certificate_key $W/tls-key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -218,15 +248,14 @@ http {
         index index.html;
     }
 }
-EOF
+CONF
 
 ssh-keygen -q -t ed25519 -N '' -C pcrec-host -f "$W/ssh_host_ed25519_key"
 ssh-keygen -q -t ed25519 -N '' -C pcrec-client -f "$W/client_key"
 cp "$W/client_key.pub" "$W/authorized_keys"
-cat >"$W/sshd_config" <<EOF
-Port 22
-ListenAddress 0.0.0.0
-ListenAddress ::
+cat >"$W/sshd_config" <<CONF
+ListenAddress $IP4_S:22
+ListenAddress $IP4_SSH443:443
 HostKey $W/ssh_host_ed25519_key
 PidFile $W/sshd.pid
 AuthorizedKeysFile $W/authorized_keys
@@ -242,33 +271,38 @@ PrintLastLog no
 X11Forwarding no
 AllowTcpForwarding no
 AllowAgentForwarding no
-EOF
+CONF
 if [[ ! -d /run/sshd ]]; then mkdir -p /run/sshd; chmod 755 /run/sshd; : >"$RUN_SSHD_MARK"; fi
 /usr/sbin/sshd -t -f "$W/sshd_config"
-nginx -t -q -e "$W/nginx-error.log" -c "$W/nginx.conf"
+ip netns exec "$NS_S" nginx -t -q -e "$W/nginx-error.log" -c "$W/nginx.conf"
 
-log "starting nginx, sshd, socat echo in $NS_S"
+log "starting nginx, sshd, socat echo, QUIC and plain HTTP servers in $NS_S"
 # 'ip netns exec' execs the command, so $! is the server's own pid; all of
 # them are also found (and killed) via 'ip netns pids' in teardown.
-ip netns exec "$NS_S" nginx -e "$W/nginx-error.log" -c "$W/nginx.conf" \
-    >"$W/nginx.out" 2>&1 &
-ip netns exec "$NS_S" /usr/sbin/sshd -D -f "$W/sshd_config" -E "$W/sshd.log" \
-    >"$W/sshd.out" 2>&1 &
-ip netns exec "$NS_S" socat -T 2 "UDP4-RECVFROM:$UDP_PORT,reuseaddr,fork" PIPE \
-    >"$W/socat-server.out" 2>&1 &
+ins() { ip netns exec "$NS_S" "$@"; }
+ins nginx -e "$W/nginx-error.log" -c "$W/nginx.conf" >"$W/nginx.out" 2>&1 &
+ins /usr/sbin/sshd -D -f "$W/sshd_config" -E "$W/sshd.log" >"$W/sshd.out" 2>&1 &
+ins socat -T 2 "UDP4-RECVFROM:$UDP_PORT,reuseaddr,fork" PIPE >"$W/socat-server.out" 2>&1 &
+ins "$W/venv/bin/python" "$SCRIPT_DIR/quic-peer.py" server "$IP4_S" 443 \
+    "$W/tls-cert.pem" "$W/tls-key.pem" >"$W/quic-server.out" 2>&1 &
+ins /usr/bin/python3 -m http.server -b "$IP4_HTTP443" -d "$W/www" 443 >"$W/http443.out" 2>&1 &
+ins /usr/bin/python3 -m http.server -b "$IP4_S" -d "$W/www" 5060 >"$W/http5060.out" 2>&1 &
+ip netns exec "$NS_C" /usr/bin/python3 -m http.server -b "$IP4_C" -d "$W/www-client" \
+    "$CLIENT_HTTP_PORT" >"$W/http-client.out" 2>&1 &
 
-wait_listen() {   # wait_listen tcp|udp PORT  (checked inside the server ns,
-    local proto=$1 port=$2 i   # so no packet crosses the veth yet)
+wait_listen() {   # wait_listen NS tcp|udp PORT  (checked inside the namespace,
+    local ns=$1 proto=$2 port=$3 i   # so no packet crosses the veth yet)
     local opt=-Hltn; [[ $proto == udp ]] && opt=-Hlun
     for i in $(seq 1 50); do
-        if ip netns exec "$NS_S" ss $opt "sport = :$port" | grep -q .; then return 0; fi
+        if ip netns exec "$ns" ss $opt "sport = :$port" | grep -q .; then return 0; fi
         sleep 0.2
     done
-    die "nothing listening on $proto/$port in $NS_S (see $W/*.log, *.out; KEEP_WORK_DIR=1)"
+    die "nothing listening on $proto/$port in $ns (see $W/*.log, *.out; KEEP_WORK_DIR=1)"
 }
-wait_listen tcp 443
-wait_listen tcp 22
-wait_listen udp "$UDP_PORT"
+for p in 443 22 "$UNEXPECTED_TLS_PORT" 5060; do wait_listen "$NS_S" tcp "$p"; done
+wait_listen "$NS_S" udp "$UDP_PORT"
+wait_listen "$NS_S" udp 443
+wait_listen "$NS_C" tcp "$CLIENT_HTTP_PORT"
 
 # Let link-up chatter (MLD reports for the solicited-node groups) die out so
 # the capture starts quiet; neighbour caches are still empty, since no packet
@@ -297,251 +331,215 @@ done
 grep -q 'listening on' "$W/tcpdump.err" || die "tcpdump did not start"
 sleep 0.5
 
+# The flows file: one JSON object a flow, with what the demo must decide
+# ("allowed", or the check or drop reason that stops it).
+FLOWS=$W/demo-flows.json
+echo '[' >"$FLOWS"
+nflows=0
+flow() {   # flow WHAT PROTO CLIENT SERVER EXPECT [SNI]
+    local sni=${6:-}
+    ((nflows++)) && echo ',' >>"$FLOWS"
+    printf '  {"what": "%s", "proto": "%s", "client": "%s", "server": "%s", "expect": "%s"%s}' \
+        "$1" "$2" "$3" "$4" "$5" "${sni:+, \"sni\": \"$sni\"}" >>"$FLOWS"
+}
 inc() { ip netns exec "$NS_C" "$@"; }
+curl_port() {   # curl_port CURL-ARGS... : runs curl in the client ns, prints its local port
+    local out code port
+    out=$(inc curl -s -k --max-time 10 -o /dev/null -w '%{http_code} %{local_port}' "$@") ||
+        die "curl $* failed: $out"
+    read -r code port <<<"$out"
+    [[ $code == 200 ]] || die "curl $* answered $code"
+    echo "$port"
+}
+ssh_port() {   # ssh_port HOST PORT : ssh in, echo the client port the server saw
+    local out
+    out=$(inc ssh -F /dev/null -i "$W/client_key" -o IdentitiesOnly=yes -o BatchMode=yes \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+        -o ConnectTimeout=10 -p "$2" "root@$1" 'echo "$SSH_CLIENT"' </dev/null) ||
+        die "ssh to $1:$2 failed: $out"
+    awk '{print $2}' <<<"$out"
+}
 
-log "client: ping -c 3 $IP4_S (ARP first)"
+log "allowed: ping -c 3 $IP4_S (ARP first), ping -c 2 $IP6_S (NDP first)"
 inc ping -n -c 3 "$IP4_S" >"$W/ping4.out"
-log "client: ping -c 2 $IP6_S (NDP first)"
+flow "ping" icmp "$IP4_C" "$IP4_S" allowed
 inc ping -n -c 2 "$IP6_S" >"$W/ping6.out"
+flow "ping over IPv6" icmp "$IP6_C" "$IP6_S" allowed
 
-log "client: curl TLS 1.3 GET /$BLOB"
-c13=$(inc curl -sk --resolve "$TLS_NAME:443:$IP4_S" "https://$TLS_NAME/$BLOB" -o /dev/null \
-    -w '%{http_code} %{size_download} %{local_port} %{ssl_verify_result}')
-log "client: curl TLS 1.2 GET /$BLOB"
-c12=$(inc curl -sk --tlsv1.2 --tls-max 1.2 --resolve "$TLS_NAME:443:$IP4_S" \
-    "https://$TLS_NAME/$BLOB" -o /dev/null -w '%{http_code} %{size_download} %{local_port}')
-read -r c13_code c13_size c13_port _ <<<"$c13"
-read -r c12_code c12_size c12_port <<<"$c12"
-[[ $c13_code == 200 && $c13_size -eq $((DOWNLOAD_KB * 1024)) ]] || die "curl TLS1.3 got: $c13"
-[[ $c12_code == 200 && $c12_size -eq $((DOWNLOAD_KB * 1024)) ]] || die "curl TLS1.2 got: $c12"
+log "allowed: curl over TLS 1.3 GET /$BLOB"
+p=$(curl_port --resolve "$TLS_NAME:443:$IP4_S" "https://$TLS_NAME/$BLOB")
+flow "HTTPS download, curl, TLS 1.3" tcp "$IP4_C:$p" "$IP4_S:443" allowed "$TLS_NAME"
+log "allowed: curl over TLS 1.2 and IPv6 GET /"
+p=$(curl_port --tlsv1.2 --tls-max 1.2 --resolve "$TLS_NAME:443:[$IP6_S]" "https://$TLS_NAME/")
+flow "HTTPS over IPv6, curl, TLS 1.2" tcp "[$IP6_C]:$p" "[$IP6_S]:443" allowed "$TLS_NAME"
 
-log "client: openssl s_client"
-inc openssl s_client -connect "$IP4_S:443" -servername "$TLS_NAME" </dev/null \
-    >"$W/s_client.out" 2>&1 || die "openssl s_client failed: $(tail -5 "$W/s_client.out")"
-grep -q "CN *= *$TLS_NAME" "$W/s_client.out" || die "s_client did not see our certificate"
+log "allowed: ssh root@$IP4_S"
+p=$(ssh_port "$IP4_S" 22)
+flow "SSH on 22" tcp "$IP4_C:$p" "$IP4_S:22" allowed
 
-log "client: ssh root@$IP4_S 'echo hello'"
-ssh_out=$(inc ssh -F /dev/null -i "$W/client_key" -o IdentitiesOnly=yes -o BatchMode=yes \
-    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    -o ConnectTimeout=10 "root@$IP4_S" 'echo hello' </dev/null)
-[[ $(printf '%s\n' "$ssh_out" | tail -1) == hello ]] || die "ssh returned: $ssh_out"
-
-log "client: UDP echo request/response to $IP4_S:$UDP_PORT"
+log "allowed: UDP echo to $IP4_S:$UDP_PORT"
 udp_probe="portcullis udp probe"
-udp_out=$(printf '%s\n' "$udp_probe" | inc socat -t 1 -T 3 - "UDP4:$IP4_S:$UDP_PORT")
+udp_out=$(printf '%s\n' "$udp_probe" | inc socat -t 1 -T 3 - "UDP4:$IP4_S:$UDP_PORT,sourceport=40007")
 [[ $udp_out == "$udp_probe" ]] || die "UDP echo returned: '$udp_out'"
+flow "UDP echo" udp "$IP4_C:40007" "$IP4_S:$UDP_PORT" allowed
+
+log "allowed: QUIC to $IP4_S:443"
+qport=40443
+quic_out=$(inc "$W/venv/bin/python" "$SCRIPT_DIR/quic-peer.py" client "$IP4_S" 443 "$TLS_NAME" "$qport" 2>&1) ||
+    die "QUIC client failed: $quic_out"
+[[ $quic_out == "portcullis quic probe" ]] || die "QUIC client got: $quic_out"
+flow "QUIC" udp "$IP4_C:$qport" "$IP4_S:443" allowed "$TLS_NAME"
+
+log "stopped: TLS to $BLOCKED_NAME"
+p=$(curl_port --resolve "$BLOCKED_NAME:443:$IP4_S" "https://$BLOCKED_NAME/")
+flow "TLS to a blocked name" tcp "$IP4_C:$p" "$IP4_S:443" sni_blocked "$BLOCKED_NAME"
+log "stopped: TLS on port $UNEXPECTED_TLS_PORT"
+p=$(curl_port --resolve "$TLS_NAME:$UNEXPECTED_TLS_PORT:$IP4_S" "https://$TLS_NAME:$UNEXPECTED_TLS_PORT/")
+flow "TLS on an unexpected port" tcp "$IP4_C:$p" "$IP4_S:$UNEXPECTED_TLS_PORT" tls_unexpected_port "$TLS_NAME"
+log "stopped: plain HTTP to $IP4_HTTP443:443"
+p=$(curl_port "http://$IP4_HTTP443:443/")
+flow "plain HTTP on 443" tcp "$IP4_C:$p" "$IP4_HTTP443:443" non_tls_on_tls_port
+log "stopped: SSH to $IP4_SSH443:443"
+p=$(ssh_port "$IP4_SSH443" 443)
+flow "SSH on 443" tcp "$IP4_C:$p" "$IP4_SSH443:443" non_tls_on_tls_port
+log "stopped: HTTP to the SIP port $IP4_S:5060"
+p=$(curl_port "http://$IP4_S:5060/")
+flow "HTTP to the SIP port (NAT Slipstreaming)" tcp "$IP4_C:$p" "$IP4_S:5060" protocol_port_mismatch
+log "stopped: HTTPS to the blocklisted $IP4_BLOCKED"
+p=$(curl_port --resolve "$TLS_NAME:443:$IP4_BLOCKED" "https://$TLS_NAME/")
+flow "HTTPS to a blocklisted address" tcp "$IP4_C:$p" "$IP4_BLOCKED:443" blocklist
+log "stopped: a connection opened from outside ($IP4_S -> $IP4_C:$CLIENT_HTTP_PORT)"
+out=$(ip netns exec "$NS_S" curl -s --max-time 10 -o /dev/null -w '%{http_code} %{local_port}' \
+    "http://$IP4_C:$CLIENT_HTTP_PORT/") || die "curl from outside failed: $out"
+read -r code p <<<"$out"
+[[ $code == 200 ]] || die "curl from outside answered $code"
+flow "HTTP opened from outside" tcp "$IP4_S:$p" "$IP4_C:$CLIENT_HTTP_PORT" inbound_default
+printf '\n]\n' >>"$FLOWS"
 
 log "waiting for teardown packets, stopping tcpdump"
 sleep 2
 kill -INT "$TCPDUMP_PID"
 wait "$TCPDUMP_PID" || true
 tcpdump_stats=$(grep -E 'packets (captured|received|dropped)' "$W/tcpdump.err" | tr '\n' ';' || true)
+/usr/bin/python3 -m json.tool "$FLOWS" >/dev/null || die "the flows file is not JSON"
 
 # ---------------------------------------------------------------- split --
-MIX=$W/lab-mixed.pcap
-IN=$W/lab-inside.pcap
-OUT=$W/lab-outside.pcap
-cp "$RAW" "$MIX"
-tcpdump -r "$MIX" -w "$IN" "ether src $MAC_C" 2>/dev/null
-tcpdump -r "$MIX" -w "$OUT" "ether src $MAC_S" 2>/dev/null
+# The outside host's frames of the connection it opened come in on the
+# outside port; every other frame (both directions, as on one wire) on the
+# inside port, in capture order.
+DEMO=$W/demo.pcap
+DEMO_OUT=$W/demo-outside.pcap
+FROM_OUTSIDE="ether src $MAC_S and tcp port $CLIENT_HTTP_PORT"
+tcpdump -r "$RAW" -w "$DEMO" "not ($FROM_OUTSIDE)" 2>/dev/null
+tcpdump -r "$RAW" -w "$DEMO_OUT" "$FROM_OUTSIDE" 2>/dev/null
 
 count() { tcpdump -nn -r "$1" 2>/dev/null | wc -l; }
-n_mix=$(count "$MIX"); n_in=$(count "$IN"); n_out=$(count "$OUT")
+n_raw=$(count "$RAW"); n_demo=$(count "$DEMO"); n_out=$(count "$DEMO_OUT")
 fsize() { stat -c %s "$1"; }
-s_mix=$(fsize "$MIX"); s_in=$(fsize "$IN"); s_out=$(fsize "$OUT")
-s_total=$((s_mix + s_in + s_out))
-
-# ---------------------------------------------------- conversation table --
-# One line per conversation, from tcpdump -e output:
-#   PROTO|A|B|packets|frame-bytes|syn|fin|rst|note
-conversations() {
-    tcpdump -nn -t -e -r "$1" 2>/dev/null | awk '
-    function hp(ep, v6,   n) {            # "addr.port" -> addr:port / [addr]:port
-        n = match(ep, /\.[0-9]+$/)
-        if (!n) return ep
-        return (v6 ? "[" substr(ep, 1, n-1) "]" : substr(ep, 1, n-1)) ":" substr(ep, n+1)
-    }
-    {
-        flen = 0
-        if (match($0, /length [0-9]+: /)) flen = substr($0, RSTART+7, RLENGTH-9) + 0
-        rest = substr($0, RSTART + RLENGTH)
-        if ($0 ~ /ethertype ARP/) {
-            if (match(rest, /who-has [0-9.]+/)) t = substr(rest, RSTART+8, RLENGTH-8)
-            else { split(rest, r, " "); t = r[2] }
-            key = "ARP|who-has " t "|"
-            note = "request/reply"
-        } else {
-            v6 = ($0 ~ /ethertype IPv6/)
-            split(rest, f, " ")
-            src = f[1]; dst = f[3]; sub(/:$/, "", dst)
-            l4 = f[4]
-            if (l4 == "Flags") proto = "TCP"
-            else if (l4 ~ /^UDP/) proto = "UDP"
-            else if (l4 ~ /^ICMP6/) proto = "ICMP6"
-            else if (l4 ~ /^ICMP/) proto = "ICMP"
-            else proto = (v6 ? "IP6:" : "IP:") l4
-            if (proto == "TCP" || proto == "UDP") { src = hp(src, v6); dst = hp(dst, v6) }
-            a = src; b = dst
-            if (a > b) { a = dst; b = src }
-            key = proto "|" a "|" b
-            if (proto ~ /ICMP/) {
-                if (rest ~ /neighbor (solicitation|advertisement)/) nd[key] = 1
-                else if (rest ~ /echo (request|reply)/) ec[key] = 1
-            }
-        }
-        if (!(key in pk)) order[++nk] = key
-        pk[key]++; by[key] += flen
-        if (key ~ /^TCP/ && match(rest, /Flags \[[^]]*\]/)) {
-            fl = substr(rest, RSTART+7, RLENGTH-8)
-            if (fl ~ /S/) syn[key]++
-            if (fl ~ /F/) fin[key]++
-            if (fl ~ /R/) rst[key]++
-        }
-    }
-    END {
-        for (i = 1; i <= nk; i++) {
-            k = order[i]; note = ""
-            if (k ~ /^ARP/) note = "ARP"
-            else if (k in nd && k in ec) note = "echo+ND"
-            else if (k in nd) note = "neighbor discovery"
-            else if (k in ec) note = "echo"
-            printf "%s|%d|%d|%d|%d|%d|%s\n", k, pk[k], by[k], syn[k]+0, fin[k]+0, rst[k]+0, note
-        }
-    }'
-}
-conversations "$MIX" >"$W/conv.txt"
-
-service_of() {  # label a conversation for the manifest
-    local proto=$1 a=$2 b=$3
-    local c13="$IP4_C:$c13_port" c12="$IP4_C:$c12_port"
-    case $proto in
-        TCP)
-            if [[ $a == "$c13" || $b == "$c13" ]]; then echo "HTTPS, curl TLS 1.3, GET /$BLOB"
-            elif [[ $a == "$c12" || $b == "$c12" ]]; then echo "HTTPS, curl TLS 1.2, GET /$BLOB"
-            elif [[ $a == "$IP4_S:443" || $b == "$IP4_S:443" ]]; then echo "HTTPS, openssl s_client, handshake only"
-            elif [[ $a == "$IP4_S:22" || $b == "$IP4_S:22" ]]; then echo "SSH, ssh root@$IP4_S 'echo hello'"
-            fi ;;
-        UDP) [[ $a == "$IP4_S:$UDP_PORT" || $b == "$IP4_S:$UDP_PORT" ]] && echo "UDP echo (socat)" ;;
-        ARP) echo "ARP request/reply" ;;
-        ICMP) echo "ping -c 3 $IP4_S" ;;
-        *) ;;
-    esac
-    return 0
-}
+s_demo=$(fsize "$DEMO"); s_out=$(fsize "$DEMO_OUT")
+s_total=$((s_demo + s_out))
 
 # ---------------------------------------------------------------- checks --
 log "checking the capture"
 fails=()
 check() { local what=$1; shift; if ! "$@"; then fails+=("$what"); fi; }
-
-linktype=$(tcpdump -r "$MIX" -c 1 2>&1 >/dev/null | grep -o 'link-type [A-Z0-9_]*' | sed -n 1p || true)
-magic=$(od -An -tx1 -N4 "$MIX" | tr -d ' \n')
+magic=$(od -An -tx1 -N4 "$DEMO" | tr -d ' \n')
+linktype=$(tcpdump -r "$DEMO" -c 1 2>&1 >/dev/null | grep -o 'link-type [A-Z0-9_]*' | sed -n 1p || true)
 check "classic pcap magic (got $magic)" test "$magic" = d4c3b2a1 -o "$magic" = 4d3cb2a1
 check "Ethernet link type (got $linktype)" test "$linktype" = "link-type EN10MB"
-check "inside+outside ($n_in+$n_out) == mixed ($n_mix)" test $((n_in + n_out)) -eq "$n_mix"
+check "demo + outside ($n_demo+$n_out) == recorded ($n_raw)" test $((n_demo + n_out)) -eq "$n_raw"
+check "the outside host's frames were split off (got $n_out)" test "$n_out" -ge 3
 check "total size $s_total <= ${MAX_TOTAL_KB} KB" test "$s_total" -le $((MAX_TOTAL_KB * 1024))
-
-mixtxt=$(tcpdump -nn -t -e -r "$MIX" 2>/dev/null)
-has() { grep -qE "$1" <<<"$mixtxt"; }
-cnt() { grep -cE "$1" <<<"$mixtxt" || true; }
-check "ARP request for $IP4_S" has "ARP.*Request who-has $IP4_S tell $IP4_C"
-check "ARP reply from $IP4_S" has "ARP.*Reply $IP4_S is-at $MAC_S"
-check "3 ICMP echo requests" test "$(cnt "$IP4_C > $IP4_S: ICMP echo request")" -eq 3
-check "3 ICMP echo replies" test "$(cnt "$IP4_S > $IP4_C: ICMP echo reply")" -eq 3
-check "NDP NS for $IP6_S" has "ICMP6, neighbor solicitation, who has $IP6_S"
-check "NDP NA from $IP6_S" has "$IP6_S > .*ICMP6, neighbor advertisement, tgt is $IP6_S"
-check "2 ICMPv6 echo requests" test "$(cnt "$IP6_C > $IP6_S: ICMP6, echo request")" -eq 2
-check "2 ICMPv6 echo replies" test "$(cnt "$IP6_S > $IP6_C: ICMP6, echo reply")" -eq 2
-check "UDP echo request+reply" test "$(cnt "$IP4_C\.[0-9]+ > $IP4_S\.$UDP_PORT: UDP|$IP4_S\.$UDP_PORT > $IP4_C\.[0-9]+: UDP")" -eq 2
-n443=$(grep -c "^TCP|.*$IP4_S:443|" "$W/conv.txt" || true)
-n22=$(grep -c "^TCP|.*$IP4_S:22|" "$W/conv.txt" || true)
-check "3 TCP/443 connections (got $n443)" test "$n443" -eq 3
-check "1 TCP/22 connection (got $n22)" test "$n22" -eq 1
-while IFS='|' read -r proto a b pk by syn fin rst note; do
-    [[ $proto == TCP ]] || continue
-    check "TCP $a <-> $b: SYN+SYN/ACK (got $syn)" test "$syn" -eq 2
-    check "TCP $a <-> $b: FIN both ways (got $fin)" test "$fin" -ge 2
-    check "TCP $a <-> $b: no RST (got $rst)" test "$rst" -eq 0
-done <"$W/conv.txt"
-bad_ck=$(tcpdump -nn -vv -r "$MIX" 2>/dev/null | grep -ciE 'incorrect|bad (tcp |udp )?cksum' || true)
+bad_ck=$(tcpdump -nn -vv -r "$RAW" 2>/dev/null | grep -ciE 'incorrect|bad (tcp |udp )?cksum' || true)
 check "no bad checksums (got $bad_ck)" test "$bad_ck" -eq 0
-max_len=$(tcpdump -nn -e -r "$MIX" 2>/dev/null | grep -oE 'length [0-9]+:' | tr -dc '0-9\n' | sort -n | tail -1)
+max_len=$(tcpdump -nn -e -r "$RAW" 2>/dev/null | grep -oE 'length [0-9]+:' | tr -dc '0-9\n' | sort -n | tail -1)
 check "all frames wire-sized <= 1514 (max $max_len)" test "$max_len" -le 1514
-others=$(tcpdump -nn -e -r "$MIX" "not ether src $MAC_C and not ether src $MAC_S" 2>/dev/null | wc -l)
+others=$(tcpdump -nn -e -r "$RAW" "not ether src $MAC_C and not ether src $MAC_S" 2>/dev/null | wc -l)
 check "no frames from other MACs (got $others)" test "$others" -eq 0
-e4c=${IP4_C//./\\.}; e4s=${IP4_S//./\\.}
-allowed="^(ARP\|who-has ($e4s|$e4c)\||ICMP\|$e4c\|$e4s\||ICMP6\|$IP6_C\|($IP6_S|ff02::1:ff00:2)\|"
-allowed+="|TCP\|$e4c:[0-9]+\|$e4s:(443|22)\||UDP\|$e4c:[0-9]+\|$e4s:$UDP_PORT\|)"
-unexpected=$(grep -vE "$allowed" "$W/conv.txt" || true)
-check "no unexpected conversations (got: ${unexpected//$'\n'/; })" test -z "$unexpected"
+# Every TCP flow of the flows file completed in the lab: SYN both ways, FIN both ways, no RST.
+while read -r client server; do
+    c=${client%:*}; cp=${client##*:}; s=${server%:*}; sp=${server##*:}
+    c=${c#[}; c=${c%]}; s=${s#[}; s=${s%]}
+    f="tcp and host $c and port $cp and host $s and port $sp"
+    # BPF reads TCP header bytes of IPv4 only: over IPv6 (no extension headers
+    # here) the flags are byte 40 + 13.
+    flags='tcp[13]'; [[ $c == *:* ]] && flags='ip6[53]'
+    n() { tcpdump -nn -r "$RAW" "$f and $flags & $1 != 0" 2>/dev/null | wc -l; }
+    check "TCP $client -> $server: SYN both ways" test "$(n 2)" -eq 2
+    check "TCP $client -> $server: FIN both ways" test "$(n 1)" -ge 2
+    check "TCP $client -> $server: no RST" test "$(n 4)" -eq 0
+done < <(/usr/bin/python3 -c '
+import json, sys
+for f in json.load(open(sys.argv[1])):
+    if f["proto"] == "tcp": print(f["client"], f["server"])' "$FLOWS")
+# Nothing but the flows listed, ARP and IPv6 neighbour discovery.
+listed=$(/usr/bin/python3 -c '
+import json, sys
+parts = []
+for f in json.load(open(sys.argv[1])):
+    c, s = (x.rsplit(":", 1)[0].strip("[]") if f["proto"] != "icmp" else x for x in (f["client"], f["server"]))
+    if f["proto"] == "icmp":
+        parts.append("(icmp or icmp6) and host %s and host %s" % (c, s))
+    else:
+        cp, sp = f["client"].rsplit(":", 1)[1], f["server"].rsplit(":", 1)[1]
+        parts.append("%s and host %s and port %s and host %s and port %s" % (f["proto"], c, cp, s, sp))
+print(" or ".join("(%s)" % p for p in parts))' "$FLOWS")
+stray=$(tcpdump -nn -r "$RAW" "not arp and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 136) and not ($listed)" 2>/dev/null | wc -l)
+check "no traffic outside the flows file (got $stray frames)" test "$stray" -eq 0
 
 if ((${#fails[@]})); then
     printf '[pcrec] check failed: %s\n' "${fails[@]}" >&2
-    head -50 <<<"$mixtxt" >&2
+    tcpdump -nn -r "$RAW" 2>/dev/null | head -60 >&2
     die "capture did not pass its checks; outputs in $OUT_DIR left untouched"
 fi
 
 # -------------------------------------------------------------- manifest --
-first_ts=$(TZ=UTC tcpdump -nn -tttt -c 1 -r "$MIX" 2>/dev/null | awk '{print $1" "$2}')
-last_ts=$(TZ=UTC tcpdump -nn -tttt -r "$MIX" 2>/dev/null | tail -1 | awk '{print $1" "$2}')
-MAN=$W/lab-mixed.txt
+first_ts=$(TZ=UTC tcpdump -nn -tttt -c 1 -r "$RAW" 2>/dev/null | awk '{print $1" "$2}')
+last_ts=$(TZ=UTC tcpdump -nn -tttt -r "$RAW" 2>/dev/null | tail -1 | awk '{print $1" "$2}')
+MAN=$W/demo.txt
 {
-    echo "# Portcullis demo capture: lab-mixed.pcap (+ lab-inside.pcap, lab-outside.pcap)"
+    echo "# Portcullis demo capture: demo.pcap + demo-outside.pcap, flows in demo-flows.json"
     echo
-    echo "Recorded by perf/record-demo-capture.sh (re-run it as root to regenerate; all"
-    echo "three pcaps and this file are rewritten together)."
+    echo "Recorded by perf/record-demo-capture.sh (re-run it as root to regenerate; the"
+    echo "two pcaps, the flows file and this file are rewritten together)."
     echo "Recorded:  $first_ts .. $last_ts UTC (recording host clock)"
-    echo "Host:      $(uname -sr); $(tcpdump --version 2>&1 | sed -n 1p); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $(ssh -V 2>&1 | cut -d, -f1); $(openssl version | cut -d' ' -f1-2); $(curl --version | sed -n 1p | cut -d' ' -f1-2)"
+    echo "Host:      $(uname -sr); $(tcpdump --version 2>&1 | sed -n 1p); $(nginx -v 2>&1 | sed 's/^nginx version: //'); $(ssh -V 2>&1 | cut -d, -f1); $(openssl version | cut -d' ' -f1-2); $(curl --version | sed -n 1p | cut -d' ' -f1-2); $AIOQUIC"
     echo
     echo "## Lab"
-    echo "Two network namespaces joined by one veth pair, MTU 1500, offloads off"
-    echo "(ethtool -K IF tso off gso off gro off tx off rx off), so every frame is"
-    echo "wire-sized (max $max_len bytes) and carries a real, software-computed checksum."
+    echo "Two network namespaces joined by one veth pair, MTU 1500, offloads off, so"
+    echo "every frame is wire-sized (max $max_len bytes) with a software-computed checksum."
     echo "Captured with: tcpdump -i $IF_C -s 0 -w FILE -U   (in $NS_C)"
     echo
-    echo "  client  $NS_C/$IF_C  MAC $MAC_C  $IP4_C/24  $IP6_C/64   (inside side)"
-    echo "  server  $NS_S/$IF_S  MAC $MAC_S  $IP4_S/24  $IP6_S/64   (outside side)"
+    echo "  client  $NS_C/$IF_C  MAC $MAC_C  $IP4_C/24  $IP6_C/64   (inside)"
+    echo "  server  $NS_S/$IF_S  MAC $MAC_S  $IP4_S $IP4_HTTP443 $IP4_SSH443 $IP4_BLOCKED /24  $IP6_S/64   (outside)"
     echo
-    echo "Server: nginx HTTPS :443 (self-signed EC P-256 cert, CN=$TLS_NAME),"
-    echo "        sshd :22 (ed25519 keys, root pubkey login), socat UDP echo :$UDP_PORT."
-    echo "Client, in order: ping -c 3 $IP4_S; ping -c 2 $IP6_S;"
-    echo "        curl -sk --resolve $TLS_NAME:443:$IP4_S https://$TLS_NAME/$BLOB (TLS 1.3);"
-    echo "        same with --tlsv1.2 --tls-max 1.2;"
-    echo "        openssl s_client -connect $IP4_S:443 -servername $TLS_NAME </dev/null;"
-    echo "        ssh root@$IP4_S 'echo hello'; one UDP datagram to $IP4_S:$UDP_PORT and its echo."
-    echo "$BLOB is ${DOWNLOAD_KB} KiB of random bytes (served twice)."
+    echo "Servers: nginx TLS on $IP4_S:443, [$IP6_S]:443, $IP4_S:$UNEXPECTED_TLS_PORT and $IP4_BLOCKED:443"
+    echo "(self-signed, CN=$TLS_NAME, any name served); sshd on $IP4_S:22 and $IP4_SSH443:443;"
+    echo "socat UDP echo :$UDP_PORT; perf/quic-peer.py (aioquic) on UDP $IP4_S:443; python3"
+    echo "http.server on $IP4_HTTP443:443 and $IP4_S:5060, and in the client namespace on"
+    echo "$IP4_C:$CLIENT_HTTP_PORT (for the connection opened from outside)."
+    echo "$BLOB is ${DOWNLOAD_KB} KiB of random bytes."
     echo
     echo "## Files"
-    printf '  %-18s %6s packets  %8s bytes  sha256 %s\n' \
-        lab-mixed.pcap "$n_mix" "$s_mix" "$(sha256sum "$MIX" | cut -c1-16)" \
-        lab-inside.pcap "$n_in" "$s_in" "$(sha256sum "$IN" | cut -c1-16)" \
-        lab-outside.pcap "$n_out" "$s_out" "$(sha256sum "$OUT" | cut -c1-16)"
-    echo "  total              $s_total bytes ($(( (s_total + 1023) / 1024 )) KiB) for the three pcaps"
-    echo "  Format: classic pcap (magic $magic), link type EN10MB (Ethernet), snaplen 262144."
-    echo "  lab-inside.pcap  = tcpdump -r lab-mixed.pcap -w lab-inside.pcap  'ether src $MAC_C'"
-    echo "  lab-outside.pcap = tcpdump -r lab-mixed.pcap -w lab-outside.pcap 'ether src $MAC_S'"
-    echo "  inside + outside = mixed ($n_in + $n_out = $n_mix). Packet counts: tcpdump -r F | wc -l"
+    printf '  %-20s %6s packets  %8s bytes  sha256 %s\n' \
+        demo.pcap "$n_demo" "$s_demo" "$(sha256sum "$DEMO" | cut -c1-16)" \
+        demo-outside.pcap "$n_out" "$s_out" "$(sha256sum "$DEMO_OUT" | cut -c1-16)"
+    echo "  demo-outside.pcap = tcpdump -r RECORDED -w demo-outside.pcap '$FROM_OUTSIDE'"
+    echo "  demo.pcap         = the rest, in capture order (classic pcap, EN10MB)"
     echo
-    echo "## Conversations (in order of first packet)"
-    printf '  %-6s %-24s %-24s %5s %8s  %s\n' proto endpoint-A endpoint-B pkts bytes "what"
-    while IFS='|' read -r proto a b pk by syn fin rst note; do
-        what=$(service_of "$proto" "$a" "$b")
-        [[ -n $what ]] || what=$note
-        extra=""
-        [[ $proto == TCP ]] && extra=" [SYN $syn, FIN $fin, RST $rst]"
-        [[ $proto == ICMP6 ]] && what="ICMPv6 $note"
-        printf '  %-6s %-24s %-24s %5s %8s  %s%s\n' "$proto" "$a" "$b" "$pk" "$by" "$what" "$extra"
-    done <"$W/conv.txt"
-    echo "  (bytes = sum of Ethernet frame lengths, without FCS)"
+    echo "## Flows, in order, and what the demo must decide"
+    /usr/bin/python3 -c '
+import json, sys
+for f in json.load(open(sys.argv[1])):
+    print("  %-4s %-22s -> %-18s %-22s %s" % (f["proto"], f["client"], f["server"], f["expect"], f["what"]))' "$FLOWS"
     echo
-    echo "Checks passed: ARP + NDP resolution, 3+3 ICMP echo, 2+2 ICMPv6 echo, 3 TLS and 1 SSH"
-    echo "TCP connection each with SYN, SYN/ACK and FIN both ways and no RST, UDP echo"
-    echo "request+reply, no bad checksums, no frame above 1514 bytes, no other traffic."
+    echo "Checks passed: every TCP flow above completed in the lab (SYN and FIN both"
+    echo "ways, no RST); nothing else but ARP and neighbour discovery on the wire; no bad"
+    echo "checksums; no frame above 1514 bytes."
 } >"$MAN"
 
 mkdir -p "$OUT_DIR"
-cp "$MIX" "$IN" "$OUT" "$MAN" "$OUT_DIR/"
+cp "$DEMO" "$DEMO_OUT" "$FLOWS" "$MAN" "$OUT_DIR/"
 log "tcpdump: $tcpdump_stats"
-log "wrote $OUT_DIR/{lab-mixed,lab-inside,lab-outside}.pcap + lab-mixed.txt"
-log "packets mixed=$n_mix inside=$n_in outside=$n_out; total $s_total bytes"
+log "wrote $OUT_DIR/{demo.pcap,demo-outside.pcap,demo-flows.json,demo.txt}"
 cat "$MAN"

@@ -3,6 +3,7 @@
 //! `dest_port`, `proto`, and a `flow` or `drop` object), so existing EVE tooling reads them.
 //! Runs on the control thread (DPDK) or a thread of its own (offline); never on a worker.
 
+use crate::decisions::Decisions;
 use dataplane::events::{Event, EventQueue, FlowEnd, FlowRef};
 use dataplane::inspect::checks::CheckAction;
 use dataplane::inspect::session::TlsMeta;
@@ -21,6 +22,8 @@ pub struct EventLog {
     offset: i64,
     port_names: Vec<String>,
     pub written: u64,
+    /// What this run's events say was decided, for the end-of-run summary.
+    pub decisions: Decisions,
 }
 
 impl EventLog {
@@ -39,6 +42,7 @@ impl EventLog {
             out: BufWriter::new(f),
             queues,
             offset,
+            decisions: Decisions::new(path, port_names.clone()),
             port_names,
             written: 0,
         })
@@ -52,6 +56,7 @@ impl EventLog {
                 let line = self.format(&ev);
                 self.out.write_all(line.as_bytes())?;
                 self.out.write_all(b"\n")?;
+                self.decisions.note(&ev);
                 n += 1;
             }
         }

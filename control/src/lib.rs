@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod ctl;
+pub mod decisions;
 pub mod events;
 pub mod ha;
 pub mod offline;

@@ -7,6 +7,7 @@
 //! the worker that owns the flow, chosen by the same symmetric hash and `shard_of` as on DPDK.
 //! Batches are recycled, so the steady state allocates nothing per packet.
 
+use crate::decisions::Decisions;
 use crate::events::EventLog;
 use crate::report::{PortSnapshot, StatsSnapshot};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -133,7 +134,8 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
     }
     let (out_tx, out_rx) = bounded::<Batch>(n * 4);
 
-    let summary = std::thread::scope(|scope| -> Result<ReadSummary, String> {
+    type Outcome = (ReadSummary, Option<Decisions>);
+    let (summary, decisions) = std::thread::scope(|scope| -> Result<Outcome, String> {
         let mut to_workers: Vec<Sender<Batch>> = Vec::new();
         for (w, st) in stats.iter().enumerate() {
             let (tx, rx) = bounded::<Batch>(4);
@@ -210,13 +212,14 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
             let done = &workers_done;
             std::thread::Builder::new()
                 .name("events".into())
-                .spawn_scoped(scope, move || -> Result<u64, String> {
+                .spawn_scoped(scope, move || -> Result<Decisions, String> {
                     loop {
                         let finished = done.load(std::sync::atomic::Ordering::SeqCst) == n;
                         log.drain().map_err(|e| format!("--events: {e}"))?;
                         if finished {
                             log.drain().map_err(|e| format!("--events: {e}"))?;
-                            return Ok(log.written);
+                            log.decisions.events_written = log.written;
+                            return Ok(log.decisions);
                         }
                         std::thread::sleep(std::time::Duration::from_millis(10));
                     }
@@ -225,15 +228,18 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
         });
         let res = read_capture(&opts.read, n, &to_workers, &free_rx);
         drop(to_workers);
-        if let Some(t) = events_thread {
-            t.join()
-                .map_err(|_| "event writer panicked".to_string())??;
-        }
+        let decisions = match events_thread {
+            Some(t) => Some(
+                t.join()
+                    .map_err(|_| "event writer panicked".to_string())??,
+            ),
+            None => None,
+        };
         if let Some(t) = writer_thread {
             t.join()
                 .map_err(|_| "writer thread panicked".to_string())??;
         }
-        res
+        Ok((res?, decisions))
     })?;
 
     let ports = vec![
@@ -260,10 +266,9 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
         },
     ];
     let ws: Vec<(Option<usize>, &WorkerStats)> = stats.iter().map(|s| (None, s.as_ref())).collect();
-    Ok((
-        StatsSnapshot::collect("offline", started.elapsed().as_secs_f64(), ports, &ws),
-        summary,
-    ))
+    let mut snap = StatsSnapshot::collect("offline", started.elapsed().as_secs_f64(), ports, &ws);
+    snap.decisions = decisions;
+    Ok((snap, summary))
 }
 
 fn worker(

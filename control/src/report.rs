@@ -2,6 +2,7 @@
 //! socket (`portcullisctl stats --json`) and the human-readable table. Built by the control thread
 //! from the workers' single-writer counters; never touched by a worker.
 
+use crate::decisions::Decisions;
 use dataplane::inspect::checks::Check;
 use dataplane::parse::ParseError;
 use dataplane::stats::{DropReason, WorkerStats};
@@ -40,6 +41,9 @@ pub struct StatsSnapshot {
     /// Payload inspection: flows, hellos, and each check that fired (only non-zero ones).
     #[serde(default)]
     pub inspection: InspectionSnapshot,
+    /// What the run's events say was decided (end of a run with an event log only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<Decisions>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -299,6 +303,9 @@ impl StatsSnapshot {
                 "inspection: flows {} (in progress {}, no slot {})   hellos {} (malformed {})",
                 ins.flows, ins.in_progress, ins.no_slot, ins.client_hellos, ins.malformed_hellos
             );
+            if !ins.checks.is_empty() {
+                let _ = write!(o, "   checks, flows fired/blocked:");
+            }
             for (name, h) in &ins.checks {
                 let _ = write!(o, "   {name} {}/{}", h.fired, h.blocked);
             }
@@ -331,6 +338,9 @@ impl StatsSnapshot {
                 idle,
                 w.idle_sleeps
             );
+        }
+        if let Some(d) = &self.decisions {
+            o.push_str(&d.render(self));
         }
         o
     }

@@ -418,14 +418,17 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(2));
         }
     });
-    if let Some(log) = event_log.as_mut() {
+    let decisions = event_log.map(|mut log| {
         let _ = log.drain();
         eprintln!("portcullisd: {} events written", log.written);
-    }
+        log.decisions.events_written = log.written;
+        log.decisions
+    });
     if let Some(e) = worker_error.into_inner().expect("not poisoned") {
         return Err(e);
     }
-    let snap = snapshot(started.elapsed().as_secs_f64());
+    let mut snap = snapshot(started.elapsed().as_secs_f64());
+    snap.decisions = decisions;
     drop(socket);
     drop(rings);
     drop(ports);
