@@ -35,7 +35,7 @@ build: deps
 demo: build
 	@mkdir -p out && rm -f out/demo-eve.json out/demo-inside-tx.pcap out/demo-outside-tx.pcap
 	$(RELEASE_BIN)/portcullisd --config configs/demo.toml
-	@echo "forwarded frames: out/demo-outside-tx.pcap (sent to the outside), out/demo-inside-tx.pcap (to the inside)"
+	@echo "forwarded frames: out/demo-outside-tx.pcap (RSTs sent back to clients: out/demo-inside-tx.pcap)"
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -150,7 +150,7 @@ chk ping iputils-ping
 chk openssl openssl
 chk curl curl
 chk /usr/bin/python3 python3
-/usr/bin/python3 -c "import venv" 2>/dev/null || need_pkgs+=(python3-venv)
+/usr/bin/python3 -c "import ensurepip" 2>/dev/null || need_pkgs+=(python3-venv)
 if ((${#need_pkgs[@]})); then
     mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
     [[ ${SKIP_APT:-0} != 1 ]] || die "missing packages: ${need_pkgs[*]}"
@@ -290,19 +290,24 @@ ins /usr/bin/python3 -m http.server -b "$IP4_S" -d "$W/www" 5060 >"$W/http5060.o
 ip netns exec "$NS_C" /usr/bin/python3 -m http.server -b "$IP4_C" -d "$W/www-client" \
     "$CLIENT_HTTP_PORT" >"$W/http-client.out" 2>&1 &
 
-wait_listen() {   # wait_listen NS tcp|udp PORT  (checked inside the namespace,
-    local ns=$1 proto=$2 port=$3 i   # so no packet crosses the veth yet)
+wait_listen() {   # wait_listen NS tcp|udp [ADDR]:PORT  (checked inside the namespace,
+    local ns=$1 proto=$2 ep=$3 i   # so no packet crosses the veth yet)
     local opt=-Hltn; [[ $proto == udp ]] && opt=-Hlun
+    local port=${ep##*:} addr=${ep%:*}
     for i in $(seq 1 50); do
-        if ip netns exec "$ns" ss $opt "sport = :$port" | grep -q .; then return 0; fi
+        if ip netns exec "$ns" ss $opt "sport = :$port" | awk '{print $4}' |
+            grep -q "^${addr:-.*}:$port\$"; then return 0; fi
         sleep 0.2
     done
-    die "nothing listening on $proto/$port in $ns (see $W/*.log, *.out; KEEP_WORK_DIR=1)"
+    die "nothing listening on $proto/$ep in $ns (see $W/*.log, *.out; KEEP_WORK_DIR=1)"
 }
-for p in 443 22 "$UNEXPECTED_TLS_PORT" 5060; do wait_listen "$NS_S" tcp "$p"; done
-wait_listen "$NS_S" udp "$UDP_PORT"
-wait_listen "$NS_S" udp 443
-wait_listen "$NS_C" tcp "$CLIENT_HTTP_PORT"
+for ep in "$IP4_S:443" "[$IP6_S]:443" "$IP4_BLOCKED:443" "$IP4_S:$UNEXPECTED_TLS_PORT" \
+          "$IP4_S:22" "$IP4_SSH443:443" "$IP4_HTTP443:443" "$IP4_S:5060"; do
+    wait_listen "$NS_S" tcp "$ep"
+done
+wait_listen "$NS_S" udp "$IP4_S:$UDP_PORT"
+wait_listen "$NS_S" udp "$IP4_S:443"
+wait_listen "$NS_C" tcp "$IP4_C:$CLIENT_HTTP_PORT"
 
 # Let link-up chatter (MLD reports for the solicited-node groups) die out so
 # the capture starts quiet; neighbour caches are still empty, since no packet
@@ -385,8 +390,8 @@ flow "UDP echo" udp "$IP4_C:40007" "$IP4_S:$UDP_PORT" allowed
 
 log "allowed: QUIC to $IP4_S:443"
 qport=40443
-quic_out=$(inc "$W/venv/bin/python" "$SCRIPT_DIR/quic-peer.py" client "$IP4_S" 443 "$TLS_NAME" "$qport" 2>&1) ||
-    die "QUIC client failed: $quic_out"
+quic_out=$(inc "$W/venv/bin/python" "$SCRIPT_DIR/quic-peer.py" client "$IP4_S" 443 "$TLS_NAME" "$qport" 2>"$W/quic-client.err") ||
+    die "QUIC client failed: $quic_out $(cat "$W/quic-client.err")"
 [[ $quic_out == "portcullis quic probe" ]] || die "QUIC client got: $quic_out"
 flow "QUIC" udp "$IP4_C:$qport" "$IP4_S:443" allowed "$TLS_NAME"
 

@@ -1,9 +1,10 @@
-//! What a run decided, for the end-of-run summary: each check and policy drop that fired, with
-//! its action and one example flow; the flows allowed, by application protocol; and the TLS and
-//! QUIC names seen with their JA4. Fed by the event log with every event it writes (so it knows
-//! only what a run with an event log wrote), on the control thread or the offline event thread;
-//! never touches a worker. Bounded: one example per check or reason, at most `MAX_NAMES` names.
-//! Counts come from the counters (events are rate-limited and may be lost), never from here.
+//! What a run decided, for the end-of-run summary: each check, rule and policy drop that fired,
+//! with its action, its count and one example flow; the flows allowed, by application protocol;
+//! and the TLS and QUIC names seen with their JA4. Fed by the event log with every worker event
+//! it drains (so it knows only what a run with an event log saw), on the control thread or the
+//! offline event thread; never touches a worker. Bounded: one example per check or reason, at
+//! most `MAX_NAMES` names. The counts of checks, rules and drops come from the counters (events
+//! are rate-limited and may be lost); allowed flows and names are counted from the events.
 
 use crate::report::StatsSnapshot;
 use dataplane::events::{Event, FlowRef};
@@ -18,12 +19,9 @@ use std::path::{Component, Path, PathBuf};
 /// Distinct (name, JA4) pairs kept for the summary; more are counted in `names_over`.
 const MAX_NAMES: usize = 32;
 
-/// Drop reasons that are decisions of the policy (as opposed to malformed or stateless input).
-const POLICY_DROPS: [DropReason; 3] = [
-    DropReason::Blocklist,
-    DropReason::Rule,
-    DropReason::InboundDefault,
-];
+/// Drop reasons that are decisions of the policy (as opposed to malformed or stateless input);
+/// rules have lines of their own, by name, from the rule counters.
+const POLICY_DROPS: [DropReason; 2] = [DropReason::Blocklist, DropReason::InboundDefault];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Decisions {
@@ -133,40 +131,29 @@ impl Decisions {
 
     /// The summary's text: counts from `snap`, examples and names from the events.
     pub fn render(&self, snap: &StatsSnapshot) -> String {
-        let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "decisions (checks: flows fired/blocked; policy drops: packets; one example each):"
+        let mut o = String::from(
+            "decisions (checks: flows fired/blocked; rules: new connections; policy drops: packets):\n",
         );
-        let checks = &snap.inspection.checks;
-        for (name, hits) in checks {
+        for (name, hits) in &snap.inspection.checks {
             let ex = self.checks.get(name);
             let action = ex.map_or("?", |e| e.action.as_str());
-            let verb = if hits.blocked > 0 {
-                "stopped"
-            } else {
-                "flagged"
-            };
-            let _ = writeln!(
-                o,
-                "  {verb:<8} {name:<24} {action:<7} {:>5}  e.g. {}",
-                format!("{}/{}", hits.fired, hits.blocked),
-                ex.map_or("(no event)", |e| e.flow.as_str())
-            );
+            let flow = ex.map_or("(no event)", |e| e.flow.as_str());
+            let count = format!("{}/{}", hits.fired, hits.blocked);
+            o += &line(blocks(action), name, action, &count, flow);
+        }
+        for r in snap.rules.iter().filter(|r| r.hits > 0) {
+            let name = format!("rule {}", r.name);
+            o += &line(blocks(&r.action), &name, &r.action, &r.hits.to_string(), "");
         }
         for reason in POLICY_DROPS.map(|r| r.name()) {
             let n = snap.drops.get(reason).copied().unwrap_or(0);
-            if n == 0 {
-                continue;
+            let flow = self
+                .drops
+                .get(reason)
+                .map_or("(no event: over the drop-event limit)", |e| e.flow.as_str());
+            if n > 0 {
+                o += &line(true, reason, "drop", &n.to_string(), flow);
             }
-            let ex = self.drops.get(reason);
-            let _ = writeln!(
-                o,
-                "  {:<8} {reason:<24} {:<7} {n:>5}  e.g. {}",
-                "stopped",
-                "drop",
-                ex.map_or("(no event: over the drop-event limit)", |e| e.flow.as_str())
-            );
         }
         let allowed: u64 = self.allowed.values().sum();
         let by: Vec<String> = self
@@ -176,22 +163,27 @@ impl Decisions {
             .collect();
         let _ = writeln!(o, "  allowed  {allowed} flows ({})", by.join(", "));
         let _ = writeln!(o, "  {}", self.other_drops(snap));
-        if !self.names.is_empty() {
-            let _ = writeln!(o, "names seen in hellos (SNI, JA4, flows):");
-            for n in &self.names {
-                let quic = if n.quic { "  (QUIC)" } else { "" };
-                let _ = writeln!(o, "  {:<28} {:<38} {}{quic}", n.sni, n.ja4, n.flows);
-            }
-            if self.names_over > 0 {
-                let _ = writeln!(o, "  ... and {} more hellos", self.names_over);
-            }
-        }
+        self.render_names(&mut o);
         let _ = writeln!(
             o,
             "events: {} ({} written by this run)",
             self.events_path, self.events_written
         );
         o
+    }
+
+    fn render_names(&self, o: &mut String) {
+        if self.names.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "names seen in hellos (SNI, JA4, flows):");
+        for n in &self.names {
+            let quic = if n.quic { "  (QUIC)" } else { "" };
+            let _ = writeln!(o, "  {:<28} {:<38} {}{quic}", n.sni, n.ja4, n.flows);
+        }
+        if self.names_over > 0 {
+            let _ = writeln!(o, "  ... and {} more hellos", self.names_over);
+        }
     }
 
     /// The drops that are not decisions of their own: later packets of stopped flows, packets
@@ -203,7 +195,7 @@ impl Decisions {
                 continue;
             }
             let what = match k.as_str() {
-                "inspection" => "later packets of stopped flows (inspection)".to_string(),
+                "inspection" => "packets of stopped flows (inspection)".to_string(),
                 "no_state" => "packets of no connection (no_state)".to_string(),
                 other => other.to_string(),
             };
@@ -215,6 +207,22 @@ impl Decisions {
             format!("also dropped: {}", parts.join(", "))
         }
     }
+}
+
+/// Whether an action stops traffic (checks' and rules' action names).
+fn blocks(action: &str) -> bool {
+    matches!(action, "drop" | "reject")
+}
+
+/// One decision: verb, what decided, action, count, example.
+fn line(blocked: bool, name: &str, action: &str, count: &str, example: &str) -> String {
+    let verb = if blocked { "stopped" } else { "flagged" };
+    let ex = if example.is_empty() {
+        String::new()
+    } else {
+        format!("  e.g. {example}")
+    };
+    format!("  {verb:<8} {name:<24} {action:<7} {count:>5}{ex}\n")
 }
 
 fn flow_text(app: Option<&str>, f: &FlowRef, sni: Option<&str>) -> String {
@@ -253,7 +261,7 @@ fn proto_name(p: u8) -> &'static str {
 }
 
 /// `configs/../out/x` -> `out/x`, without touching the file system.
-fn clean(p: &Path) -> PathBuf {
+pub(crate) fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -284,6 +292,54 @@ mod tests {
             Path::new("../out/e.json")
         );
         assert_eq!(clean(Path::new("/a/b/../c")), Path::new("/a/c"));
+    }
+
+    #[test]
+    fn render_takes_counts_from_the_counters_and_examples_from_events() {
+        use crate::report::{CheckHits, RuleHits};
+        let mut snap = StatsSnapshot::default();
+        snap.inspection.checks.insert(
+            "sni_blocked".into(),
+            CheckHits {
+                fired: 3,
+                blocked: 3,
+            },
+        );
+        snap.drops.insert("inbound_default".into(), 7);
+        snap.drops.insert("no_state".into(), 2);
+        snap.rules.push(RuleHits {
+            name: "ssh-out".into(),
+            action: "alert".into(),
+            hits: 4,
+        });
+        let mut d = Decisions::new(Path::new("a/../eve.json"), vec![]);
+        d.checks.insert(
+            "sni_blocked".into(),
+            Example {
+                action: "drop".into(),
+                flow: "tls 10.0.0.1:1 -> 10.0.0.2:443 sni evil.example".into(),
+            },
+        );
+        d.allowed.insert("tls".into(), 2);
+        let text = d.render(&snap);
+        assert!(
+            text.contains("stopped  sni_blocked              drop      3/3  e.g. tls 10.0.0.1:1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flagged  rule ssh-out             alert       4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stopped  inbound_default          drop        7  e.g. (no event"),
+            "{text}"
+        );
+        assert!(text.contains("allowed  2 flows (tls 2)"), "{text}");
+        assert!(
+            text.contains("also dropped: 2 packets of no connection (no_state)"),
+            "{text}"
+        );
+        assert!(text.contains("events: eve.json"), "{text}");
     }
 
     #[test]

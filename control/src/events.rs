@@ -4,76 +4,86 @@
 //! Runs on the control thread (DPDK) or a thread of its own (offline); never on a worker.
 
 use crate::decisions::Decisions;
+use crate::eventfile::{EventFile, EventFileSnapshot, LostEvents};
 use dataplane::events::{Event, EventQueue, FlowEnd, FlowRef};
 use dataplane::inspect::checks::CheckAction;
 use dataplane::inspect::session::TlsMeta;
 use dataplane::inspect::tls::version_name;
 use serde_json::json;
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::Arc;
 
 pub struct EventLog {
-    out: BufWriter<File>,
+    file: EventFile,
+    /// One drain's lines, reused.
+    buf: Vec<u8>,
     queues: Vec<Arc<EventQueue>>,
     /// Wall-clock seconds minus engine seconds (0 offline: the engine runs on capture time).
     offset: i64,
     port_names: Vec<String>,
-    pub written: u64,
     /// What this run's events say was decided, for the end-of-run summary.
     pub decisions: Decisions,
 }
 
 impl EventLog {
-    /// Appends to `path` (created if missing).
+    /// Appends to `path` (created 0640 if missing, never through a symbolic link).
     pub fn open(
         path: &Path,
         queues: Vec<Arc<EventQueue>>,
         offset: i64,
         port_names: Vec<String>,
     ) -> std::io::Result<EventLog> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let f = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(EventLog {
-            out: BufWriter::new(f),
+            file: EventFile::open(path)?,
+            buf: Vec::with_capacity(64 * 1024),
             queues,
             offset,
             decisions: Decisions::new(path, port_names.clone()),
             port_names,
-            written: 0,
         })
     }
 
-    /// Writes everything queued now; returns how many events.
-    pub fn drain(&mut self) -> std::io::Result<usize> {
+    /// Writes everything queued now; returns how many events were taken from the queues
+    /// (written, or counted as lost when the file cannot take them).
+    pub fn drain(&mut self) -> usize {
         let mut n = 0;
+        self.buf.clear();
         for qi in 0..self.queues.len() {
             while let Some(ev) = self.queues[qi].pop() {
                 let line = self.format(&ev);
-                self.out.write_all(line.as_bytes())?;
-                self.out.write_all(b"\n")?;
+                self.buf.extend_from_slice(line.as_bytes());
+                self.buf.push(b'\n');
                 self.decisions.note(&ev);
                 n += 1;
             }
         }
-        if n > 0 {
-            self.out.flush()?;
-            self.written += n as u64;
-        }
-        Ok(n)
+        self.file.append(&self.buf, n as u64);
+        n
     }
 
     /// Writes one event built elsewhere on the control plane (an `ha` role change).
-    pub fn write_json(&mut self, v: &serde_json::Value) -> std::io::Result<()> {
-        self.out.write_all(v.to_string().as_bytes())?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()?;
-        self.written += 1;
-        Ok(())
+    pub fn write_json(&mut self, v: &serde_json::Value) {
+        let mut line = v.to_string();
+        line.push('\n');
+        self.file.append(line.as_bytes(), 1);
+    }
+
+    /// Opens the file again (log rotation: `portcullisctl reopen-logs`, SIGUSR2).
+    pub fn reopen(&mut self) -> std::io::Result<()> {
+        self.file.reopen()
+    }
+
+    pub fn written(&self) -> u64 {
+        self.file.written()
+    }
+
+    pub fn lost(&self) -> LostEvents {
+        self.file.lost()
+    }
+
+    pub fn snapshot(&self) -> EventFileSnapshot {
+        self.file.snapshot()
     }
 
     fn format(&self, ev: &Event) -> String {

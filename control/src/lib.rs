@@ -5,6 +5,7 @@
 pub mod config;
 pub mod ctl;
 pub mod decisions;
+pub mod eventfile;
 pub mod events;
 pub mod ha;
 pub mod offline;

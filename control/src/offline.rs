@@ -8,6 +8,7 @@
 //! Batches are recycled, so the steady state allocates nothing per packet.
 
 use crate::decisions::Decisions;
+use crate::eventfile::EventFileSnapshot;
 use crate::events::EventLog;
 use crate::report::{PortSnapshot, StatsSnapshot};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -134,7 +135,7 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
     }
     let (out_tx, out_rx) = bounded::<Batch>(n * 4);
 
-    type Outcome = (ReadSummary, Option<Decisions>);
+    type Outcome = (ReadSummary, Option<(Decisions, EventFileSnapshot)>);
     let (summary, decisions) = std::thread::scope(|scope| -> Result<Outcome, String> {
         let mut to_workers: Vec<Sender<Batch>> = Vec::new();
         for (w, st) in stats.iter().enumerate() {
@@ -212,27 +213,23 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
             let done = &workers_done;
             std::thread::Builder::new()
                 .name("events".into())
-                .spawn_scoped(scope, move || -> Result<Decisions, String> {
-                    loop {
-                        let finished = done.load(std::sync::atomic::Ordering::SeqCst) == n;
-                        log.drain().map_err(|e| format!("--events: {e}"))?;
-                        if finished {
-                            log.drain().map_err(|e| format!("--events: {e}"))?;
-                            log.decisions.events_written = log.written;
-                            return Ok(log.decisions);
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(10));
+                .spawn_scoped(scope, move || loop {
+                    let finished = done.load(std::sync::atomic::Ordering::SeqCst) == n;
+                    log.drain();
+                    if finished {
+                        log.drain();
+                        log.decisions.events_written = log.written();
+                        let file = log.snapshot();
+                        return (log.decisions, file);
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 })
                 .expect("spawning the event writer")
         });
         let res = read_capture(&opts.read, n, &to_workers, &free_rx);
         drop(to_workers);
         let decisions = match events_thread {
-            Some(t) => Some(
-                t.join()
-                    .map_err(|_| "event writer panicked".to_string())??,
-            ),
+            Some(t) => Some(t.join().map_err(|_| "event writer panicked".to_string())?),
             None => None,
         };
         if let Some(t) = writer_thread {
@@ -267,7 +264,10 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
     ];
     let ws: Vec<(Option<usize>, &WorkerStats)> = stats.iter().map(|s| (None, s.as_ref())).collect();
     let mut snap = StatsSnapshot::collect("offline", started.elapsed().as_secs_f64(), ports, &ws);
-    snap.decisions = decisions;
+    if let Some((d, file)) = decisions {
+        snap.decisions = Some(d);
+        snap.event_log = Some(file);
+    }
     Ok((snap, summary))
 }
 

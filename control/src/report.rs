@@ -3,6 +3,7 @@
 //! from the workers' single-writer counters; never touched by a worker.
 
 use crate::decisions::Decisions;
+use crate::eventfile::EventFileSnapshot;
 use dataplane::inspect::checks::Check;
 use dataplane::parse::ParseError;
 use dataplane::stats::{DropReason, WorkerStats};
@@ -44,6 +45,9 @@ pub struct StatsSnapshot {
     /// What the run's events say was decided (end of a run with an event log only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decisions: Option<Decisions>,
+    /// The event log: written, lost by cause, the last error (when one is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_log: Option<EventFileSnapshot>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -316,6 +320,24 @@ impl StatsSnapshot {
                 o,
                 "events: lost {} (queue full)   drop events over the limit {}",
                 self.events_lost, self.drop_events_suppressed
+            );
+        }
+        if let Some(e) = &self.event_log {
+            let l = &e.lost;
+            let _ = writeln!(
+                o,
+                "event log {}: written {}   lost {} (disk full {}, I/O error {}, not open {}){}",
+                e.path,
+                e.written,
+                l.total(),
+                l.disk_full,
+                l.io_error,
+                l.not_open,
+                match (&e.last_error, e.failing) {
+                    (Some(err), true) => format!("   failing now: {err}"),
+                    (Some(err), false) => format!("   last error: {err}"),
+                    _ => String::new(),
+                }
             );
         }
         for w in &self.workers {

@@ -207,6 +207,9 @@ pub fn run(
     let ha_preempt = AtomicBool::new(cfg.ha.preempt);
     let reload_flag = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_flag.clone());
+    // SIGUSR2 (or `portcullisctl reopen-logs`) reopens the event log after rotation.
+    let reopen_flag = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR2, reopen_flag.clone());
     let reload = || -> serde_json::Value {
         match Config::load(cfg_path).and_then(|c| Ok((c.build_policy(cfg_path)?, c.ha.preempt))) {
             Ok((p, preempt)) => {
@@ -349,15 +352,24 @@ pub fn run(
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(CONTROL_TICK);
             socket.serve_pending(|cmd| match cmd {
-                "stats" => serde_json::to_value(snapshot(started.elapsed().as_secs_f64())).unwrap_or_default(),
+                "stats" => {
+                    let mut snap = snapshot(started.elapsed().as_secs_f64());
+                    snap.event_log = event_log.as_ref().map(|l| l.snapshot());
+                    serde_json::to_value(snap).unwrap_or_default()
+                }
                 "status" => {
                     let mut v = status_json(cfg, cfg_path, &ports, started);
                     if let Some(h) = &ha_shared {
                         let s = h.status.lock().map(|s| s.clone()).unwrap_or_default();
                         v["ha"] = serde_json::json!({"role": s["role"], "peer": s["peer"]["role"], "eligible": s["eligible"]});
                     }
+                    v["events"] = serde_json::to_value(event_log.as_ref().map(|l| l.snapshot())).unwrap_or_default();
                     v
                 }
+                "reopen-logs" => match reopen_events(&mut event_log) {
+                    Ok(msg) => serde_json::json!({"ok": msg}),
+                    Err(e) => serde_json::json!({"error": e}),
+                },
                 "reload" => reload(),
                 "ha" | "ha status" => match &ha_shared {
                     Some(h) => h.status.lock().map(|s| s.clone()).unwrap_or_default(),
@@ -371,7 +383,7 @@ pub fn run(
                         .unwrap_or_else(|_| serde_json::json!({"error": "the HA thread did not answer"}))
                 }
                 "ha promote" | "ha demote" => serde_json::json!({"error": "HA is not enabled ([ha] enabled = false)"}),
-                other => serde_json::json!({"error": format!("unknown command '{other}' (try status, stats, reload, ha status|promote|demote)")}),
+                other => serde_json::json!({"error": format!("unknown command '{other}' (try status, stats, reload, reopen-logs, ha status|promote|demote)")}),
             });
             if let Some(h) = &ha_shared {
                 h.links_up
@@ -379,14 +391,14 @@ pub fn run(
             }
             while let Ok(ev) = ha_ev_rx.try_recv() {
                 if let Some(log) = event_log.as_mut() {
-                    let _ = log.write_json(&ev);
+                    log.write_json(&ev);
                 }
             }
             if let Some(log) = event_log.as_mut() {
-                if let Err(e) = log.drain() {
-                    eprintln!("portcullisd: event log: {e}; events are no longer written");
-                    event_log = None;
-                }
+                log.drain();
+            }
+            if reopen_flag.swap(false, Ordering::Relaxed) {
+                let _ = reopen_events(&mut event_log);
             }
             if reload_flag.swap(false, Ordering::Relaxed) {
                 reload();
@@ -413,28 +425,59 @@ pub fn run(
         // Stopping: the workers flush their connections' records; drain until all are done.
         while workers_done.load(Ordering::SeqCst) < nworkers {
             if let Some(log) = event_log.as_mut() {
-                let _ = log.drain();
+                log.drain();
             }
             std::thread::sleep(Duration::from_millis(2));
         }
     });
     let decisions = event_log.map(|mut log| {
-        let _ = log.drain();
-        eprintln!("portcullisd: {} events written", log.written);
-        log.decisions.events_written = log.written;
-        log.decisions
+        log.drain();
+        let lost = log.lost();
+        eprintln!(
+            "portcullisd: {} events written, {} lost (disk full {}, I/O error {}, not open {})",
+            log.written(),
+            lost.total(),
+            lost.disk_full,
+            lost.io_error,
+            lost.not_open
+        );
+        log.decisions.events_written = log.written();
+        let file = log.snapshot();
+        (log.decisions, file)
     });
     if let Some(e) = worker_error.into_inner().expect("not poisoned") {
         return Err(e);
     }
     let mut snap = snapshot(started.elapsed().as_secs_f64());
-    snap.decisions = decisions;
+    if let Some((d, file)) = decisions {
+        snap.decisions = Some(d);
+        snap.event_log = Some(file);
+    }
     drop(socket);
     drop(rings);
     drop(ports);
     drop(pool);
     drop(eal);
     Ok(snap)
+}
+
+/// Reopens the event log for rotation; says what it did, or why it could not (the old file is
+/// closed either way, and the log keeps trying to open the path as events come).
+fn reopen_events(log: &mut Option<EventLog>) -> Result<String, String> {
+    let Some(log) = log.as_mut() else {
+        return Err("no event log is configured ([events] path or --events)".into());
+    };
+    let path = log.snapshot().path;
+    match log.reopen() {
+        Ok(()) => {
+            eprintln!("portcullisd: event log {path} reopened");
+            Ok(format!("event log {path} reopened"))
+        }
+        Err(e) => {
+            eprintln!("portcullisd: event log {path}: cannot reopen: {e}");
+            Err(format!("event log {path}: cannot reopen: {e}"))
+        }
+    }
 }
 
 fn port_snapshot(cfg: &Config, i: usize, p: &Port) -> PortSnapshot {

@@ -7,6 +7,25 @@ use control::report::StatsSnapshot;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Standard output; a reader that went away (`portcullisctl status | head -2`) ends the program
+/// quietly, with success, as other command-line tools do.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        out!($($t)*);
+        out!("\n");
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "portcullisctl",
@@ -36,6 +55,9 @@ enum Cmd {
     /// Re-read rules and blocklists from the configuration file and publish them to the
     /// workers; established connections keep flowing. A bad file leaves the running policy.
     Reload,
+    /// Close the event log and open its path again (after log rotation moved the file);
+    /// SIGUSR2 to portcullisd does the same.
+    ReopenLogs,
     /// High availability: `status` (role, peer, bulk sync, sync and authentication counters),
     /// `promote` (become active now and stay so until the peer is seen yielding), `demote`
     /// (become standby and stay so until promoted, or the peer dies).
@@ -53,6 +75,7 @@ fn main() -> ExitCode {
         Cmd::Status { json } => ("status", json),
         Cmd::Stats { json } => ("stats", json),
         Cmd::Reload => ("reload", true),
+        Cmd::ReopenLogs => ("reopen-logs", true),
         Cmd::Ha { action, json } => {
             let cmd: &'static str = match action.as_str() {
                 "promote" => "ha promote",
@@ -71,7 +94,7 @@ fn main() -> ExitCode {
     };
     let failed = reply.get("error").is_some();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&reply).expect("json value serialises")
         );
@@ -83,7 +106,7 @@ fn main() -> ExitCode {
     }
     match cmd {
         "stats" => match serde_json::from_value::<StatsSnapshot>(reply) {
-            Ok(s) => print!("{}", s.render()),
+            Ok(s) => out!("{}", s.render()),
             Err(e) => {
                 eprintln!("portcullisctl: unexpected stats reply: {e}");
                 return ExitCode::FAILURE;
@@ -97,11 +120,11 @@ fn main() -> ExitCode {
 
 fn print_ha(v: &serde_json::Value) {
     if let Some(e) = v.get("error") {
-        println!("{}", e.as_str().unwrap_or(""));
+        outln!("{}", e.as_str().unwrap_or(""));
         return;
     }
     let s = |x: &serde_json::Value| x.to_string().trim_matches('"').to_string();
-    println!(
+    outln!(
         "node {}   role {}   priority {}   preempt {}   eligible {}   flows {}",
         s(&v["node_id"]),
         s(&v["role"]),
@@ -111,7 +134,7 @@ fn print_ha(v: &serde_json::Value) {
         s(&v["flows"])
     );
     match v["peer"].as_object() {
-        Some(p) => println!(
+        Some(p) => outln!(
             "peer {}   role {}   priority {}   eligible {}   flows {}",
             s(&p["node_id"]),
             s(&p["role"]),
@@ -119,17 +142,17 @@ fn print_ha(v: &serde_json::Value) {
             s(&p["eligible"]),
             s(&p["flows"])
         ),
-        None => println!("peer not heard within the dead time"),
+        None => outln!("peer not heard within the dead time"),
     }
     let b = &v["bulk"];
-    println!(
+    outln!(
         "bulk sync {}   {} of {} flows",
         s(&b["state"]),
         s(&b["received"]),
         s(&b["expected"])
     );
     let a = &v["auth"];
-    println!(
+    outln!(
         "auth accepted {}   refused {} (bad tag {}, replayed {}, old epoch {}, malformed {})",
         s(&a["accepted"]),
         s(&a["refused"]),
@@ -139,7 +162,7 @@ fn print_ha(v: &serde_json::Value) {
         s(&a["malformed"])
     );
     let y = &v["sync"];
-    println!(
+    outln!(
         "sync sent {} events in {} datagrams ({} resent), received {}, applied {}, worker losses {}",
         s(&y["counters"]["events_sent"]),
         s(&y["sender"]["datagrams"]),
@@ -156,36 +179,49 @@ fn print_status(v: &serde_json::Value) {
             .map(|x| x.to_string().trim_matches('"').to_string())
             .unwrap_or_default()
     };
-    println!(
+    outln!(
         "state {}   mode {}   pid {}   uptime {:.1} s",
         s("state"),
         s("mode"),
         s("pid"),
         v["uptime_secs"].as_f64().unwrap_or(0.0)
     );
-    println!(
+    outln!(
         "portcullis {}   {}   config {}",
         s("version"),
         s("dpdk"),
         s("config")
     );
-    println!(
+    outln!(
         "control core {}   worker cores {}   idle {}",
         s("control_core"),
         s("worker_cores"),
         s("idle")
     );
     if let Some(ha) = v.get("ha") {
-        println!(
+        outln!(
             "ha role {}   peer {}   eligible {}",
             ha["role"].as_str().unwrap_or("?"),
             ha["peer"].as_str().unwrap_or("not heard"),
             ha["eligible"]
         );
     }
+    if let Some(e) = v["events"].as_object() {
+        outln!(
+            "events {}   written {}   lost {}{}",
+            e["path"].as_str().unwrap_or(""),
+            e["written"],
+            e["lost"],
+            if e["failing"].as_bool().unwrap_or(false) {
+                format!("   failing now: {}", e["last_error"].as_str().unwrap_or(""))
+            } else {
+                String::new()
+            }
+        );
+    }
     if let Some(ports) = v["ports"].as_array() {
         for p in ports {
-            println!(
+            outln!(
                 "port {:<12} {:<8} {:<16} driver {:<14} link {:<4} {} Mb/s  mac {}  rx queues {}{}",
                 p["name"].as_str().unwrap_or(""),
                 p["side"].as_str().unwrap_or(""),

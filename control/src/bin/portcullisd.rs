@@ -126,6 +126,16 @@ fn main() -> ExitCode {
                     );
                 }
                 let code = finish(&snap, args.stats_json.as_ref());
+                if let Some(e) = snap.event_log.as_ref().filter(|e| e.lost.total() > 0) {
+                    // The summary above is whole; the events file is not.
+                    eprintln!(
+                        "portcullisd: {} events could not be written to {}: {}",
+                        e.lost.total(),
+                        e.path,
+                        e.last_error.as_deref().unwrap_or("")
+                    );
+                    return ExitCode::from(4);
+                }
                 if let Some(d) = &summary.damaged {
                     // Like tcpdump on a truncated file: everything readable was processed, and the
                     // exit status says the file was not whole.
