@@ -565,6 +565,39 @@ impl Default for InspectSection {
 }
 
 /// Reads a list file: one entry a line, `#` starts a comment, blank lines skipped.
+/// Whether the appliance can create or append to `p`: the file if it exists, else the nearest
+/// existing directory above it (a read-only file system, a directory of another user).
+fn writable(p: &Path) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    let mut at = p.to_path_buf();
+    while !at.exists() {
+        match at.parent() {
+            Some(d) if !d.as_os_str().is_empty() => at = d.to_path_buf(),
+            _ => at = PathBuf::from("."),
+        }
+    }
+    access(&at, AccessFlags::W_OK).map_err(|e| match at.as_path() == p {
+        true => format!("cannot be written: {e}"),
+        false => format!("cannot be created in {}: {e}", at.display()),
+    })
+}
+
+/// A server name or `*.suffix` for SNI lists: an empty name and a bare wildcard (which would
+/// match every name) are mistakes, not policies.
+fn sni_pattern(n: &str) -> Result<(), String> {
+    let rest = n.strip_prefix("*.").unwrap_or(n);
+    if n.trim().is_empty() {
+        Err("an empty name".into())
+    } else if rest.is_empty() || rest == "*" || rest.trim_matches('.').is_empty() {
+        Err(format!(
+            "'{n}' is a bare wildcard that matches every name; name a suffix (*.example.com), \
+             or use sni_allow to allow only some names"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 fn read_lines(file: &Path, key: String, path: &Path) -> Result<Vec<String>, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
         file: path.to_path_buf(),
@@ -637,15 +670,23 @@ impl InspectSection {
             }
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        for n in &self.sni_block {
+        for (i, n) in self.sni_block.iter().enumerate() {
+            sni_pattern(n).map_err(|m| err(format!("inspect.sni_block[{i}]"), m))?;
             p.sni_block.insert(n);
         }
-        for n in &self.sni_allow {
+        for (i, n) in self.sni_allow.iter().enumerate() {
+            sni_pattern(n).map_err(|m| err(format!("inspect.sni_allow[{i}]"), m))?;
             p.sni_allow.insert(n);
         }
         for (i, f) in self.sni_block_files.iter().enumerate() {
-            for n in read_lines(&base.join(f), format!("inspect.sni_block_files[{i}]"), path)? {
-                p.sni_block.insert(&n);
+            let names = read_lines(&base.join(f), format!("inspect.sni_block_files[{i}]"), path)?;
+            for (ln, n) in names.iter().enumerate() {
+                sni_pattern(n).map_err(|message| ConfigError {
+                    file: base.join(f),
+                    key: format!("entry {}", ln + 1),
+                    message,
+                })?;
+                p.sni_block.insert(n);
             }
         }
         for (i, f) in self.ja3_block_files.iter().enumerate() {
@@ -838,12 +879,22 @@ pub struct ControlConfig {
     /// Unix socket for portcullisctl.
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
+    /// Group of the socket (mode 0660): its members may connect and read (status, stats, ha
+    /// status). None: root only.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Group whose members may also change things (reload, ha promote|demote, reopen-logs).
+    /// None: root only.
+    #[serde(default)]
+    pub admin_group: Option<String>,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: default_socket(),
+            group: None,
+            admin_group: None,
         }
     }
 }
@@ -880,6 +931,11 @@ fn parse_port_range(s: &str) -> Option<(u16, u16)> {
 /// Flows per worker: 2^26 (67 million) keeps the table's slot count within a u32 and its memory
 /// within reach of one NUMA node (about 10 GiB at 80 bytes a slot, two slots a flow).
 pub const MAX_FLOW_CAPACITY: usize = 1 << 26;
+/// DPDK's limits: a ring (a mempool's too) holds at most RTE_RING_SZ_MASK = 2^31 - 1 entries,
+/// rings are powers of two; descriptor rings as PMDs take them.
+pub const MAX_MBUFS: u32 = (1 << 31) - 1;
+pub const MAX_RING: u32 = 1 << 30;
+pub const MAX_DESC: u16 = 32_768;
 
 /// The online CPUs (`/sys/devices/system/cpu/online`, e.g. "0-3,8-11"): cores isolated with
 /// `isolcpus=` are online though outside this process's affinity, which is what workers want.
@@ -977,10 +1033,10 @@ impl Config {
                 "needs idle = \"adaptive\": a busy-polling worker would starve the control thread on its core".into(),
             ));
         }
-        if !dp.steer_ring_size.is_power_of_two() || dp.steer_ring_size < 64 {
+        if !dp.steer_ring_size.is_power_of_two() || !(64..=MAX_RING).contains(&dp.steer_ring_size) {
             return Err(err(
                 "dataplane.steer_ring_size".into(),
-                "must be a power of two, at least 64".into(),
+                format!("must be a power of two between 64 and {MAX_RING} (DPDK's ring limit)"),
             ));
         }
         // rte_mempool limits: the per-lcore cache is at most 512 and at most mbufs / 1.5.
@@ -1004,11 +1060,28 @@ impl Config {
                 ));
             }
         }
-        if dp.mbufs < 1024 {
+        if !(1024..=MAX_MBUFS).contains(&dp.mbufs) {
             return Err(err(
                 "dataplane.mbufs".into(),
-                "must be at least 1024".into(),
+                format!(
+                    "must be between 1024 and {MAX_MBUFS} (DPDK's mempool ring holds at most \
+                     2^31 - 1 entries)"
+                ),
             ));
+        }
+        for (key, d) in [
+            ("dataplane.rx_desc", dp.rx_desc),
+            ("dataplane.tx_desc", dp.tx_desc),
+        ] {
+            if !(64..=MAX_DESC).contains(&d) || d % 32 != 0 {
+                return Err(err(
+                    key.into(),
+                    format!(
+                        "{d}: must be a multiple of 32 between 64 and {MAX_DESC} (what PMDs \
+                         accept; a port's own limits are checked when it starts)"
+                    ),
+                ));
+            }
         }
         self.build_policy(path)?;
         if self.engine.flow_capacity == 0 || self.engine.flow_capacity > MAX_FLOW_CAPACITY {
@@ -1122,13 +1195,29 @@ impl Config {
     /// What running on DPDK needs beyond a valid file: at least one pair of ports. (`--read`
     /// takes a config for its engine settings alone and does not need ports.)
     pub fn check_runnable(&self, path: &Path) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: path.to_path_buf(),
+            key: key.into(),
+            message,
+        };
         if self.pairs.is_empty() {
-            return Err(ConfigError {
-                file: path.to_path_buf(),
-                key: "pairs".into(),
-                message: "no [[pairs]]: the appliance needs at least one pair of ports to run"
-                    .into(),
-            });
+            return Err(err(
+                "pairs",
+                "no [[pairs]]: the appliance needs at least one pair of ports to run".into(),
+            ));
+        }
+        if self.ha.enabled {
+            crate::ha::auth::Key::from_file(&self.ha.key_file)
+                .map_err(|m| err("ha.key_file", m))?;
+        }
+        crate::ctl::Access::from_names(
+            self.control.group.as_deref(),
+            self.control.admin_group.as_deref(),
+        )
+        .map_err(|m| err("control.group", m))?;
+        if let Some(p) = &self.events.path {
+            let p = path.parent().unwrap_or(Path::new(".")).join(p);
+            writable(&p).map_err(|m| err("events.path", format!("{}: {m}", p.display())))?;
         }
         Ok(())
     }

@@ -1,13 +1,13 @@
-//! The event log's file: opened without following a symbolic link and created mode 0640,
-//! appended to in whole lines, written to again by itself after a failure (a full disk, an I/O
-//! error) with every event it could not write counted by cause, and reopened on request for
-//! log rotation. Used by the control thread (or the offline event thread), never by a worker;
+//! The event log's file: opened safely (`safefile`: no symbolic link, no open directory) and
+//! created mode 0640, appended to in whole lines, written to again by itself after a failure
+//! (a full disk, an I/O error) with every event it could not write counted by cause, and
+//! reopened on request for log rotation. Used by the control thread (or the offline event thread), never by a worker;
 //! it never panics and never stops writing for good.
 
+use crate::safefile::{self, Existing};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Events that could not be written, by cause.
@@ -144,28 +144,10 @@ impl EventFile {
     }
 }
 
-/// Appending, created 0640 whatever the umask lets through (events name every address and
-/// server a client used), never through a symbolic link.
+/// Appending, created 0640 (events name every address and server a client used); see
+/// `safefile` for what is refused.
 fn open_append(path: &Path) -> std::io::Result<File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::new(
-                    e.kind(),
-                    "is a symbolic link; give the real path (links are not followed)",
-                )
-            } else {
-                e
-            }
-        })
+    safefile::open(path, Existing::Append, 0o640)
 }
 
 #[cfg(test)]
@@ -173,8 +155,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pc-evfile-{}", std::process::id()));
+    fn dir(test: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pc-evfile-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -182,7 +164,7 @@ mod tests {
 
     #[test]
     fn created_0640_and_refuses_a_symlink() {
-        let d = dir();
+        let d = dir("mode");
         let p = d.join("eve.json");
         let mut f = EventFile::open(&p).unwrap();
         f.append(b"{}\n", 1);
@@ -198,12 +180,17 @@ mod tests {
 
     #[test]
     fn write_errors_are_counted_and_writing_resumes_after_reopen() {
-        let d = dir();
+        let d = dir("errors");
         let p = d.join("eve.json");
         let mut f = EventFile::open(&p).unwrap();
         f.append(b"{\"a\":1}\n", 1);
         // /dev/full fails every write with ENOSPC: swap it in as the open file.
-        f.file = Some(OpenOptions::new().append(true).open("/dev/full").unwrap());
+        f.file = Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
         f.append(b"{\"b\":2}\n{\"c\":3}\n", 2);
         assert_eq!(f.lost().disk_full, 2);
         assert!(f.snapshot().failing);

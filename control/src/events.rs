@@ -337,6 +337,13 @@ fn flow_id(k: &dataplane::flow::FlowKey, start: u32) -> u64 {
 
 /// RFC 3339 in EVE's form: "2026-11-21T07:22:38.000000+0000".
 pub fn timestamp(unix: i64) -> String {
+    timestamp_us(unix.saturating_mul(1_000_000))
+}
+
+/// EVE's timestamp of a Unix time in microseconds.
+pub fn timestamp_us(unix_us: i64) -> String {
+    let unix = unix_us.div_euclid(1_000_000);
+    let micros = unix_us.rem_euclid(1_000_000);
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     // Days to civil date (Howard Hinnant's algorithm).
@@ -350,11 +357,32 @@ pub fn timestamp(unix: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000+0000",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
         secs / 3600,
         secs % 3600 / 60,
         secs % 60
     )
+}
+
+/// The `control` event of a changing command asked on the control socket: who (uid, gid, pid
+/// from SO_PEERCRED), what, and whether it was done, refused or failed.
+pub fn control_event(a: &crate::ctl::Audit) -> serde_json::Value {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    json!({
+        "timestamp": timestamp_us(now_us),
+        "event_type": "control",
+        "control": {
+            "command": a.cmd,
+            "uid": a.peer.uid,
+            "gid": a.peer.gid,
+            "pid": a.peer.pid,
+            "result": a.result,
+            "detail": a.detail,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -367,5 +395,9 @@ mod tests {
         // Checked against `date -u -d @1795000000`.
         assert_eq!(timestamp(1_795_000_000), "2026-11-18T11:06:40.000000+0000");
         assert_eq!(timestamp(951_782_400), "2000-02-29T00:00:00.000000+0000");
+        assert_eq!(
+            timestamp_us(951_782_400_000_042),
+            "2000-02-29T00:00:00.000042+0000"
+        );
     }
 }

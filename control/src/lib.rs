@@ -11,3 +11,4 @@ pub mod ha;
 pub mod offline;
 pub mod report;
 pub mod runtime;
+pub mod safefile;

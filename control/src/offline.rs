@@ -112,7 +112,8 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
 
     let writer = match &opts.write {
         Some(p) => {
-            let f = File::create(p).map_err(|e| format!("--write {}: {e}", p.display()))?;
+            let f = crate::safefile::open(p, crate::safefile::Existing::Truncate, 0o640)
+                .map_err(|e| format!("--write {}: {e}", p.display()))?;
             // Snaplen as tcpdump's default: a capture's GRO super-frames plus a synthetic
             // Ethernet header exceed 65535, and pcap-file refuses frames above the snaplen.
             let header = PcapHeader {

@@ -5,7 +5,7 @@
 //! Owns the lifetime of every DPDK object; drops them in reverse order of creation.
 
 use crate::config::Config;
-use crate::ctl::ControlSocket;
+use crate::ctl::{Access, Audit, ControlSocket};
 use crate::events::EventLog;
 use crate::ha::node::{Command as HaCommand, HaShared, Node as HaNode};
 use crate::report::{DeviceStats, PortSnapshot, StatsSnapshot};
@@ -184,7 +184,12 @@ pub fn run(
     let stats: Vec<Arc<WorkerStats>> = (0..nworkers)
         .map(|_| Arc::new(WorkerStats::default()))
         .collect();
-    let socket = ControlSocket::bind(&cfg.control.socket)
+    let access = Access::from_names(
+        cfg.control.group.as_deref(),
+        cfg.control.admin_group.as_deref(),
+    )
+    .map_err(|e| format!("{}: [control]: {e}", cfg_path.display()))?;
+    let socket = ControlSocket::bind(&cfg.control.socket, access)
         .map_err(|e| format!("control socket {}: {e}", cfg.control.socket.display()))?;
     // Engine time is TSC seconds: the offset maps it to wall-clock time (events, certificate
     // validity).
@@ -351,7 +356,7 @@ pub fn run(
         let mut last_change = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(CONTROL_TICK);
-            socket.serve_pending(|cmd| match cmd {
+            let audits = socket.serve_pending(|cmd| match cmd {
                 "stats" => {
                     let mut snap = snapshot(started.elapsed().as_secs_f64());
                     snap.event_log = event_log.as_ref().map(|l| l.snapshot());
@@ -385,6 +390,7 @@ pub fn run(
                 "ha promote" | "ha demote" => serde_json::json!({"error": "HA is not enabled ([ha] enabled = false)"}),
                 other => serde_json::json!({"error": format!("unknown command '{other}' (try status, stats, reload, reopen-logs, ha status|promote|demote)")}),
             });
+            audit(&audits, event_log.as_mut());
             if let Some(h) = &ha_shared {
                 h.links_up
                     .store(ports.iter().all(|p| p.link().up), Ordering::Relaxed);
@@ -459,6 +465,27 @@ pub fn run(
     drop(pool);
     drop(eal);
     Ok(snap)
+}
+
+/// The audit trail of changing commands: a line on stderr and a `control` event each.
+fn audit(audits: &[Audit], mut log: Option<&mut EventLog>) {
+    for a in audits {
+        eprintln!(
+            "portcullisd: control: '{}' from uid {} pid {}: {}{}",
+            a.cmd,
+            a.peer.uid,
+            a.peer.pid,
+            a.result,
+            if a.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", a.detail)
+            }
+        );
+        if let Some(log) = log.as_deref_mut() {
+            log.write_json(&crate::events::control_event(a));
+        }
+    }
 }
 
 /// Reopens the event log for rotation; says what it did, or why it could not (the old file is

@@ -79,6 +79,50 @@ grep -q "typo.toml" "$WORK/err.txt" && grep -q "dataplane.wokers" "$WORK/err.txt
   || fail "error does not name file and key: $(cat "$WORK/err.txt")"
 cat "$WORK/err.txt"
 
+echo "--- --check-config refuses what a start would refuse, naming file, key and reason"
+base() {  # a runnable config; $1 is appended
+  cat <<TOML
+[[ports]]
+name = "inside"
+device = "net_null0"
+[[ports]]
+name = "outside"
+device = "net_null1"
+[[pairs]]
+inside = "inside"
+outside = "outside"
+$1
+TOML
+}
+ha() {  # an HA section with key file $1
+  printf '[ha]\nenabled = true\nnode_id = 1\nkey_file = "%s"\n[[ha.paths]]\nlocal = "127.0.0.1:7001"\npeer = "127.0.0.1:7002"\n' "$1"
+}
+head -c 32 /dev/urandom > "$WORK/good.key"; chmod 600 "$WORK/good.key"
+cp "$WORK/good.key" "$WORK/open.key"; chmod 644 "$WORK/open.key"
+printf abc > "$WORK/short.key"; chmod 600 "$WORK/short.key"
+head -c 32 /dev/zero > "$WORK/zero.key"; chmod 600 "$WORK/zero.key"
+mkdir -p "$WORK/ro"; mount -t tmpfs -o ro,size=64k tmpfs "$WORK/ro"
+trap 'umount "$WORK/ro" 2>/dev/null; rm -rf "$WORK"' EXIT
+base "$(ha "$WORK/good.key")" > "$WORK/ok.toml"
+"$BIN/portcullisd" --check-config "$WORK/ok.toml" > /dev/null || fail "a good HA config is refused"
+reject() {  # reject NAME KEY REASON-REGEX TOML-TAIL
+  base "$4" > "$WORK/$1.toml"
+  rc=0; "$BIN/portcullisd" --check-config "$WORK/$1.toml" > /dev/null 2> "$WORK/$1.err" || rc=$?
+  [ "$rc" = 2 ] || fail "$1: --check-config exited $rc: $(cat "$WORK/$1.err")"
+  grep -q "$1.toml: key \`$2\`" "$WORK/$1.err" || fail "$1: file and key not named: $(cat "$WORK/$1.err")"
+  grep -qE "$3" "$WORK/$1.err" || fail "$1: reason missing: $(cat "$WORK/$1.err")"
+  echo "  $1: $(cat "$WORK/$1.err")"
+}
+reject key-mode ha.key_file "readable by group or others" "$(ha "$WORK/open.key")"
+reject key-short ha.key_file "3 bytes; at least 16" "$(ha "$WORK/short.key")"
+reject key-missing ha.key_file "No such file" "$(ha "$WORK/none.key")"
+reject key-zero ha.key_file "repeated: not a secret" "$(ha "$WORK/zero.key")"
+reject events-ro events.path "Read-only file system" "$(printf '[events]\npath = "%s/ro/eve.json"' "$WORK")"
+reject mbufs dataplane.mbufs "between 1024 and 2147483647" "$(printf '[dataplane]\nmbufs = 4294967295')"
+reject desc dataplane.rx_desc "multiple of 32 between 64 and 32768" "$(printf '[dataplane]\nrx_desc = 65535')"
+reject sni-empty "inspect.sni_block\[0\]" "an empty name" "$(printf '[inspect]\nsni_block = ["", "*"]')"
+reject sni-star "inspect.sni_block\[0\]" "bare wildcard" "$(printf '[inspect]\nsni_block = ["*"]')"
+reject group control.group "group 'no-such-group-pc' does not exist" "$(printf '[control]\ngroup = "no-such-group-pc"')"
 cd "$WORK"
 echo "--- frames larger than an mbuf (net_pcap chains them): dropped as oversize, not malformed"
 JUMBO="$CORPUS/zeek__tls13-kyber-ch-single-jumbo-seg.pcap"

@@ -185,7 +185,9 @@ fn finish(snap: &StatsSnapshot, json: Option<&PathBuf>) -> ExitCode {
     print!("{}", snap.render());
     if let Some(p) = json {
         let text = serde_json::to_string_pretty(snap).expect("snapshot serialises");
-        if let Err(e) = std::fs::write(p, text + "\n") {
+        let written = control::safefile::open(p, control::safefile::Existing::Truncate, 0o640)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, (text + "\n").as_bytes()));
+        if let Err(e) = written {
             eprintln!("portcullisd: --stats-json {}: {e}", p.display());
             return ExitCode::FAILURE;
         }

@@ -82,6 +82,13 @@ impl Key {
                 bytes.len()
             ));
         }
+        if bytes.iter().all(|&b| b == bytes[0]) {
+            return Err(format!(
+                "the key is one byte ({:#04x}) repeated: not a secret; make one with \
+                 `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'`",
+                bytes[0]
+            ));
+        }
         Ok(Key(bytes.to_vec()))
     }
 
@@ -306,7 +313,16 @@ mod tests {
     use super::*;
 
     fn key(b: u8) -> Key {
-        Key::new(&[b; 32]).unwrap()
+        let bytes: Vec<u8> = (0..32u8).map(|i| b.wrapping_add(i)).collect();
+        Key::new(&bytes).unwrap()
+    }
+
+    #[test]
+    fn a_key_of_one_repeated_byte_is_refused() {
+        let Err(e) = Key::new(&[0u8; 32]) else {
+            panic!("a key of zeros was accepted")
+        };
+        assert!(e.contains("repeated"), "{e}");
     }
 
     #[test]
