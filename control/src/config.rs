@@ -1287,7 +1287,7 @@ impl Config {
                 }
             };
             rules.push(Rule {
-                name: r.name.clone(),
+                name: r.name.as_str().into(),
                 action: match r.action {
                     RuleActionSetting::Allow => RuleAction::Allow,
                     RuleActionSetting::Drop => RuleAction::Drop,

@@ -33,6 +33,8 @@ pub struct Decisions {
     pub checks: BTreeMap<String, Example>,
     /// Policy drop reason -> the first packet it dropped that had an event.
     pub drops: BTreeMap<String, Example>,
+    /// Rule name -> its action and the first connection it decided that had an event.
+    pub rules: BTreeMap<String, Example>,
     /// Application protocol (or transport, when none was named) -> flows that ended allowed.
     pub allowed: BTreeMap<String, u64>,
     pub names: Vec<NameSeen>,
@@ -74,6 +76,27 @@ impl Decisions {
                     .entry(a.check.name().to_string())
                     .or_insert_with(|| Example {
                         action: a.action.name().to_string(),
+                        flow,
+                    });
+            }
+            Event::RuleAlert(r) => {
+                let flow = flow_text(None, &r.flow, None);
+                self.rules
+                    .entry(r.rule.name.to_string())
+                    .or_insert_with(|| Example {
+                        action: "alert".into(),
+                        flow,
+                    });
+            }
+            Event::Drop(d) if d.rule.is_some() => {
+                let (Some(r), Some(t)) = (&d.rule, d.tuple) else {
+                    return;
+                };
+                let flow = tuple_text(None, &t);
+                self.rules
+                    .entry(r.name.to_string())
+                    .or_insert_with(|| Example {
+                        action: format!("{:?}", r.action).to_lowercase(),
                         flow,
                     });
             }
@@ -143,7 +166,14 @@ impl Decisions {
         }
         for r in snap.rules.iter().filter(|r| r.hits > 0) {
             let name = format!("rule {}", r.name);
-            o += &line(blocks(&r.action), &name, &r.action, &r.hits.to_string(), "");
+            let flow = self.rules.get(&r.name).map_or("", |e| e.flow.as_str());
+            o += &line(
+                blocks(&r.action),
+                &name,
+                &r.action,
+                &r.hits.to_string(),
+                flow,
+            );
         }
         for reason in POLICY_DROPS.map(|r| r.name()) {
             let n = snap.drops.get(reason).copied().unwrap_or(0);

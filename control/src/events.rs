@@ -5,10 +5,15 @@
 
 use crate::decisions::Decisions;
 use crate::eventfile::{EventFile, EventFileSnapshot, LostEvents};
-use dataplane::events::{Event, EventQueue, FlowEnd, FlowRef};
+use dataplane::events::{
+    AlertRecord, DropRecord, Event, EventQueue, FlowEnd, FlowRecord, FlowRef, Tuple,
+};
+use dataplane::flow::FlowKey;
 use dataplane::inspect::checks::CheckAction;
 use dataplane::inspect::session::TlsMeta;
 use dataplane::inspect::tls::version_name;
+use dataplane::policy::RuleAction;
+use dataplane::wire::protocol;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -88,69 +93,8 @@ impl EventLog {
 
     fn format(&self, ev: &Event) -> String {
         match ev {
-            Event::Flow(f) => {
-                let k = &f.key;
-                let (src, dst, sp, dp) = if f.initiator_is_lo {
-                    (k.lo_addr, k.hi_addr, k.lo_port, k.hi_port)
-                } else {
-                    (k.hi_addr, k.lo_addr, k.hi_port, k.lo_port)
-                };
-                let mut v = json!({
-                    "timestamp": self.time(f.end),
-                    "flow_id": flow_id(k, f.start),
-                    "event_type": "flow",
-                    "src_ip": ip(&src, k.is_ipv6),
-                    "src_port": sp,
-                    "dest_ip": ip(&dst, k.is_ipv6),
-                    "dest_port": dp,
-                    "proto": proto_name(k.proto),
-                    "flow": {
-                        "pkts_toserver": f.packets[0],
-                        "pkts_toclient": f.packets[1],
-                        "bytes_toserver": f.bytes[0],
-                        "bytes_toclient": f.bytes[1],
-                        "start": self.time(f.start),
-                        "end": self.time(f.end),
-                        "age": f.end.saturating_sub(f.start),
-                        "state": f.state,
-                        "reason": match f.reason { FlowEnd::Timeout => "timeout", FlowEnd::Shutdown => "shutdown", FlowEnd::Reused => "reused" },
-                        "alerted": f.alerted,
-                        "verdict": if f.blocked { "blocked" } else { "allowed" },
-                    },
-                });
-                if let Some(a) = f.app_proto {
-                    // As EVE: after proto, absent when the flow carried no payload.
-                    let m = v.as_object_mut().expect("object");
-                    let flow = m.remove("flow").unwrap_or_default();
-                    m.insert("app_proto".into(), a.into());
-                    m.insert("flow".into(), flow);
-                }
-                v.to_string()
-            }
-            Event::Drop(d) => {
-                let mut v = json!({
-                    "timestamp": self.time(d.time),
-                    "event_type": "drop",
-                });
-                let m = v.as_object_mut().expect("object");
-                if let Some(t) = d.tuple {
-                    m.insert("src_ip".into(), ip(&t.src, t.ipv6).into());
-                    m.insert("src_port".into(), t.src_port.into());
-                    m.insert("dest_ip".into(), ip(&t.dst, t.ipv6).into());
-                    m.insert("dest_port".into(), t.dst_port.into());
-                    m.insert("proto".into(), proto_name(t.proto).into());
-                }
-                m.insert(
-                    "in_iface".into(),
-                    self.port_names
-                        .get(d.port as usize)
-                        .cloned()
-                        .unwrap_or_default()
-                        .into(),
-                );
-                m.insert("drop".into(), json!({ "reason": d.reason.name() }));
-                v.to_string()
-            }
+            Event::Flow(f) => self.flow(f),
+            Event::Drop(d) => self.drop(d),
             Event::Tls(t) => {
                 let (kind, body) = if t.meta.quic {
                     ("quic", quic_object(&t.meta))
@@ -161,43 +105,115 @@ impl EventLog {
                 v.as_object_mut().expect("object").insert(kind.into(), body);
                 v.to_string()
             }
-            Event::Alert(a) => {
-                let mut v = self.header(a.time, &a.flow, "alert");
-                let m = v.as_object_mut().expect("object");
-                if let Some(p) = a.app_proto {
-                    m.insert("app_proto".into(), p.into());
-                }
-                m.insert(
+            Event::Alert(a) => self.alert(a),
+            Event::RuleAlert(r) => {
+                let mut v = self.header(r.time, &r.flow, "alert");
+                v.as_object_mut().expect("object").insert(
                     "alert".into(),
                     json!({
-                        "action": if a.action.blocks() { "blocked" } else { "allowed" },
-                        "rule_action": a.action.name(),
-                        "signature": a.check.name(),
-                        "category": "Portcullis inspection check",
-                        "severity": if a.action == CheckAction::Alert { 3 } else { 2 },
+                        "action": "allowed",
+                        "rule_action": "alert",
+                        "signature": &*r.rule.name,
+                        "category": "Portcullis rule",
+                        "severity": 3,
                     }),
                 );
-                if let Some(sni) = &a.sni {
-                    m.insert("tls".into(), json!({ "sni": sni }));
-                }
                 v.to_string()
             }
         }
     }
 
+    fn flow(&self, f: &FlowRecord) -> String {
+        let mut v = self.header(f.end, &f.flow_ref(), "flow");
+        let m = v.as_object_mut().expect("object");
+        if let Some(a) = f.app_proto {
+            // As EVE: after proto, absent when the flow carried no payload.
+            m.insert("app_proto".into(), a.into());
+        }
+        let reason = match f.reason {
+            FlowEnd::Timeout => "timeout",
+            FlowEnd::Shutdown => "shutdown",
+            FlowEnd::Reused => "reused",
+        };
+        m.insert(
+            "flow".into(),
+            json!({
+                "pkts_toserver": f.packets[0],
+                "pkts_toclient": f.packets[1],
+                "bytes_toserver": f.bytes[0],
+                "bytes_toclient": f.bytes[1],
+                "start": self.time(f.start),
+                "end": self.time(f.end),
+                "age": f.end.saturating_sub(f.start),
+                "state": f.state,
+                "reason": reason,
+                "alerted": f.alerted,
+                "verdict": if f.blocked { "blocked" } else { "allowed" },
+            }),
+        );
+        v.to_string()
+    }
+
+    fn drop(&self, d: &DropRecord) -> String {
+        let mut v = json!({
+            "timestamp": self.time(d.time),
+            "event_type": "drop",
+        });
+        let m = v.as_object_mut().expect("object");
+        if let Some(t) = d.tuple {
+            let (key, _) =
+                FlowKey::from_endpoints(t.src, t.src_port, t.dst, t.dst_port, t.proto, t.ipv6);
+            m.insert("flow_id".into(), flow_id(&key, d.start).into());
+            endpoints(m, &t, d.icmp.map(|(ty, code)| IcmpFields::Packet(ty, code)));
+        }
+        let iface = self
+            .port_names
+            .get(d.port as usize)
+            .cloned()
+            .unwrap_or_default();
+        m.insert("in_iface".into(), iface.into());
+        let mut drop = json!({ "reason": d.reason.name() });
+        if let Some(r) = &d.rule {
+            drop["rule"] = (&*r.name).into();
+            drop["rule_action"] = rule_action(r.action).into();
+        }
+        m.insert("drop".into(), drop);
+        v.to_string()
+    }
+
+    fn alert(&self, a: &AlertRecord) -> String {
+        let mut v = self.header(a.time, &a.flow, "alert");
+        let m = v.as_object_mut().expect("object");
+        if let Some(p) = a.app_proto {
+            m.insert("app_proto".into(), p.into());
+        }
+        m.insert(
+            "alert".into(),
+            json!({
+                "action": if a.action.blocks() { "blocked" } else { "allowed" },
+                "rule_action": a.action.name(),
+                "signature": a.check.name(),
+                "category": "Portcullis inspection check",
+                "severity": if a.action == CheckAction::Alert { 3 } else { 2 },
+            }),
+        );
+        if let Some(sni) = &a.sni {
+            m.insert("tls".into(), json!({ "sni": sni }));
+        }
+        v.to_string()
+    }
+
     /// The fields every flow-bound event starts with, the client as source.
     fn header(&self, time: u32, f: &FlowRef, kind: &str) -> serde_json::Value {
         let t = f.tuple();
-        json!({
+        let mut v = json!({
             "timestamp": self.time(time),
             "flow_id": flow_id(&f.key, f.start),
             "event_type": kind,
-            "src_ip": ip(&t.src, t.ipv6),
-            "src_port": t.src_port,
-            "dest_ip": ip(&t.dst, t.ipv6),
-            "dest_port": t.dst_port,
-            "proto": proto_name(t.proto),
-        })
+        });
+        let m = v.as_object_mut().expect("object");
+        endpoints(m, &t, Some(IcmpFields::Echo));
+        v
     }
 
     fn time(&self, engine_secs: u32) -> String {
@@ -304,12 +320,65 @@ fn ip(a: &[u8; 16], v6: bool) -> String {
     }
 }
 
+/// What ICMP fields an event carries in place of ports.
+enum IcmpFields {
+    /// A connection: ICMP connections are echo request/reply exchanges.
+    Echo,
+    /// One packet's type and code.
+    Packet(u8, u8),
+}
+
+/// Addresses, then ports, or for ICMP the type and code (as Suricata's EVE: an ICMP
+/// connection's ports hold the echo identifier, which EVE does not show), then the protocol.
+fn endpoints(
+    m: &mut serde_json::Map<String, serde_json::Value>,
+    t: &Tuple,
+    icmp: Option<IcmpFields>,
+) {
+    m.insert("src_ip".into(), ip(&t.src, t.ipv6).into());
+    let is_icmp = matches!(t.proto, protocol::ICMP | protocol::ICMPV6);
+    if !is_icmp {
+        m.insert("src_port".into(), t.src_port.into());
+    }
+    m.insert("dest_ip".into(), ip(&t.dst, t.ipv6).into());
+    if !is_icmp {
+        m.insert("dest_port".into(), t.dst_port.into());
+    }
+    m.insert("proto".into(), proto_name(t.proto).into());
+    if !is_icmp {
+        return;
+    }
+    let (request, reply) = if t.ipv6 { (128u8, 129u8) } else { (8, 0) };
+    match icmp {
+        Some(IcmpFields::Echo) => {
+            m.insert("icmp_type".into(), request.into());
+            m.insert("icmp_code".into(), 0.into());
+            m.insert("response_icmp_type".into(), reply.into());
+            m.insert("response_icmp_code".into(), 0.into());
+        }
+        Some(IcmpFields::Packet(ty, code)) => {
+            m.insert("icmp_type".into(), ty.into());
+            m.insert("icmp_code".into(), code.into());
+        }
+        None => {}
+    }
+}
+
+fn rule_action(a: RuleAction) -> &'static str {
+    match a {
+        RuleAction::Allow => "allow",
+        RuleAction::Alert => "alert",
+        RuleAction::Drop => "drop",
+        RuleAction::Reject => "reject",
+    }
+}
+
 fn proto_name(p: u8) -> String {
     match p {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        1 => "ICMP".into(),
-        58 => "IPv6-ICMP".into(),
+        protocol::TCP => "TCP".into(),
+        protocol::UDP => "UDP".into(),
+        protocol::ICMP => "ICMP".into(),
+        protocol::ICMPV6 => "IPv6-ICMP".into(),
         n => n.to_string(),
     }
 }

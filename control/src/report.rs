@@ -108,6 +108,50 @@ pub struct RuleHits {
     pub hits: u64,
 }
 
+/// The workers' rule hit counters, summed, by rule index.
+pub fn rule_counts(workers: &[&WorkerStats]) -> Vec<u64> {
+    (0..dataplane::policy::MAX_RULES)
+        .map(|i| workers.iter().map(|w| w.rule_hits.0[i].get()).sum())
+        .collect()
+}
+
+/// Rule hits across reloads. Workers count by rule index and never reset; at a reload the
+/// control thread rebases each rule of the new list on the hits its name had, so a rule that
+/// stays keeps its count, a removed one disappears and a new one starts at 0. (Hits counted
+/// in the moment between the rebase and a worker taking up the new list go to the rule at the
+/// same index in the new list.)
+#[derive(Debug, Clone, Default)]
+pub struct RuleHitBase(Vec<i64>);
+
+impl RuleHitBase {
+    /// Rule `i`'s hits, given what the workers counted at its index.
+    pub fn hits(&self, i: usize, counted: u64) -> u64 {
+        (self.0.get(i).copied().unwrap_or(0) + counted as i64).max(0) as u64
+    }
+
+    /// Before publishing `new` in place of `old`, with the workers' counts now.
+    pub fn rebase(
+        &mut self,
+        old: &dataplane::policy::Policy,
+        new: &dataplane::policy::Policy,
+        counted: &[u64],
+    ) {
+        let total = |name: &str| -> i64 {
+            old.rules
+                .iter()
+                .position(|r| &*r.name == name)
+                .map_or(0, |i| self.hits(i, counted[i]) as i64)
+        };
+        let base: Vec<i64> = new
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(j, r)| total(&r.name) - counted[j] as i64)
+            .collect();
+        self.0 = base;
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WorkerSnapshot {
     pub index: usize,
@@ -208,15 +252,17 @@ impl StatsSnapshot {
         mut self,
         policy: &dataplane::policy::Policy,
         workers: &[&WorkerStats],
+        base: &RuleHitBase,
     ) -> Self {
+        let counted = rule_counts(workers);
         self.rules = policy
             .rules
             .iter()
             .enumerate()
             .map(|(i, r)| RuleHits {
-                name: r.name.clone(),
+                name: r.name.to_string(),
                 action: format!("{:?}", r.action).to_lowercase(),
-                hits: workers.iter().map(|w| w.rule_hits.0[i].get()).sum(),
+                hits: base.hits(i, counted[i]),
             })
             .collect();
         self
@@ -266,6 +312,16 @@ impl StatsSnapshot {
             self.tx_total(),
             self.drops_total()
         );
+        if self.rejects_sent + self.rejects_suppressed > 0 {
+            let _ = writeln!(
+                o,
+                "             tx = {} forwarded + {} sent by the appliance (TCP RSTs and ICMP \
+                 unreachables answering reject and refused flows; {} over the limit not sent)",
+                self.tx_total().saturating_sub(self.rejects_sent),
+                self.rejects_sent,
+                self.rejects_suppressed
+            );
+        }
         let _ = write!(o, "drops:");
         for (k, v) in &self.drops {
             let _ = write!(o, " {k}={v}");
@@ -365,5 +421,49 @@ impl StatsSnapshot {
             o.push_str(&d.render(self));
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::policy::{Direction, Policy, Rule, RuleAction};
+
+    fn policy(names: &[&str]) -> Policy {
+        let mut p = Policy::default();
+        for n in names {
+            p.rules.push(Rule {
+                name: (*n).into(),
+                action: RuleAction::Alert,
+                direction: Direction::Any,
+                proto: None,
+                src: vec![],
+                dst: vec![],
+                src_ports: vec![],
+                dst_ports: vec![],
+            });
+        }
+        p
+    }
+
+    #[test]
+    fn hits_follow_the_name_across_reloads() {
+        let mut base = RuleHitBase::default();
+        let mut counted = vec![0u64; dataplane::policy::MAX_RULES];
+        let (a, b) = (policy(&["x", "y"]), policy(&["new", "y", "x"]));
+        counted[0] = 5; // x
+        counted[1] = 7; // y
+        base.rebase(&a, &b, &counted);
+        assert_eq!(base.hits(0, counted[0]), 0, "a new rule starts at 0");
+        assert_eq!(base.hits(1, counted[1]), 7);
+        assert_eq!(base.hits(2, counted[2]), 5);
+        counted[2] += 3; // x hit again at its new index
+        let c = policy(&["x"]);
+        base.rebase(&b, &c, &counted);
+        assert_eq!(
+            base.hits(0, counted[0]),
+            8,
+            "x kept 5 + 3; y and new are gone"
+        );
     }
 }

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::ctl::{Access, Audit, ControlSocket};
 use crate::events::EventLog;
 use crate::ha::node::{Command as HaCommand, HaShared, Node as HaNode};
-use crate::report::{DeviceStats, PortSnapshot, StatsSnapshot};
+use crate::report::{rule_counts, DeviceStats, PortSnapshot, RuleHitBase, StatsSnapshot};
 use dataplane::dpdk::{self, Eal, Mempool, Port, PortSetup, Ring};
 use dataplane::engine::{Engine, EngineConfig, PolicySlot};
 use dataplane::events::{EventQueue, QUEUE_CAPACITY};
@@ -215,6 +215,8 @@ pub fn run(
     // SIGUSR2 (or `portcullisctl reopen-logs`) reopens the event log after rotation.
     let reopen_flag = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR2, reopen_flag.clone());
+    // Rule hits by name across reloads (control thread only).
+    let rule_base = std::cell::RefCell::new(RuleHitBase::default());
     let reload = || -> serde_json::Value {
         match Config::load(cfg_path).and_then(|c| Ok((c.build_policy(cfg_path)?, c.ha.preempt))) {
             Ok((p, preempt)) => {
@@ -228,6 +230,10 @@ pub fn run(
                     "ja4_block": p.inspect.ja4_block.len(),
                 });
                 eprintln!("portcullisd: policy reloaded: {v}");
+                let all: Vec<&WorkerStats> = stats.iter().map(|s| s.as_ref()).collect();
+                rule_base
+                    .borrow_mut()
+                    .rebase(&policy.load(), &p, &rule_counts(&all));
                 policy.store(Arc::new(p));
                 // Of [ha], only preempt changes at run time; the rest needs a restart.
                 if ha_shared.is_some() && preempt != ha_preempt.swap(preempt, Ordering::Relaxed) {
@@ -255,7 +261,11 @@ pub fn run(
             .map(|(s, &c)| (Some(c), s.as_ref()))
             .collect();
         let all: Vec<&WorkerStats> = stats.iter().map(|s| s.as_ref()).collect();
-        StatsSnapshot::collect("dpdk", uptime, port_snaps, &ws).with_rules(&policy.load(), &all)
+        StatsSnapshot::collect("dpdk", uptime, port_snaps, &ws).with_rules(
+            &policy.load(),
+            &all,
+            &rule_base.borrow(),
+        )
     };
 
     // The event log: one queue per worker, drained by this (control) thread.

@@ -14,7 +14,8 @@ use crate::conntrack::sync::{FlowState, SyncEvent, SyncOp, SyncQueue};
 use crate::conntrack::table::{Conn, ConnId, ConnTable, SimpleState, TableFull, Timeouts};
 use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
 use crate::events::{
-    AlertRecord, DropRecord, Event, EventQueue, FlowEnd, FlowRecord, FlowRef, TlsRecord,
+    AlertRecord, DropRecord, Event, EventQueue, FlowEnd, FlowRecord, FlowRef, RuleAlertRecord,
+    RuleRef, TlsRecord,
 };
 use crate::flow::FlowKey;
 use crate::inspect::checks::{Check, CheckAction, Fired, InspectPolicy};
@@ -26,6 +27,7 @@ use crate::parse::{
 use crate::policy::{Decision, NewConn, Policy, RuleAction};
 use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
+use crate::wire::protocol;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 
@@ -162,6 +164,8 @@ struct Pending {
     data: bool,
     /// For an ICMP error quoting a TCP segment: that segment's sequence number.
     quote_seq: Option<u32>,
+    /// An ICMP message's type and code (set for ICMP only; read for drop events).
+    icmp: (u8, u8),
 }
 
 /// How many frames apart `Engine::process_burst` runs its three stages, a software pipeline:
@@ -540,11 +544,9 @@ impl Engine {
         // A new policy, if the control thread published one: one pointer comparison per burst.
         let current = self.policy_slot.load();
         if !Arc::ptr_eq(&current, &self.policy) {
+            // Hit counters are by rule index and never reset here: the control thread carries
+            // each rule's hits across a reload by name.
             self.policy = arc_swap::Guard::into_inner(current);
-            // Hit counters are by rule index: a new rule list starts them afresh.
-            for c in self.stats.rule_hits.0.iter() {
-                c.set(0);
-            }
         }
         // The three stages run as a software pipeline (`PIPELINE_LAG`).
         const LAG: usize = PIPELINE_LAG;
@@ -673,6 +675,7 @@ impl Engine {
         pend.tcp = p.proto == 6 && p.fragment == Fragment::None;
         pend.l4_offset = p.l4_offset;
         if p.is_icmp() && p.fragment == Fragment::None {
+            pend.icmp = (p.icmp_type, p.icmp_code);
             if let Some(kind) = icmp_kind(&p) {
                 match kind {
                     IcmpKind::Error => {
@@ -915,21 +918,10 @@ impl Engine {
             Decision::Blocklisted => return self.drop_at(DropReason::Blocklist, p, port, now),
             Decision::Rule(i, action) => {
                 self.stats.rule_hits.0[i].inc();
-                match action {
-                    RuleAction::Allow => {}
-                    RuleAction::Alert => {
-                        self.stats.alerts.inc();
-                        alerted = true;
-                    }
-                    RuleAction::Drop => return self.drop_at(DropReason::Rule, p, port, now),
-                    RuleAction::Reject => {
-                        if !self.take_reject_token(now) {
-                            return self.drop_at(DropReason::Rule, p, port, now);
-                        }
-                        self.stats.drop_packet(DropReason::Rule);
-                        return Verdict::Reject;
-                    }
+                if let Some(v) = self.apply_rule(i, action, p, as_sent, port, now) {
+                    return v;
                 }
+                alerted = action == RuleAction::Alert;
             }
         }
         // Only connections opened by a real SYN count as half-open (an adopted one is not).
@@ -1013,7 +1005,8 @@ impl Engine {
             if seg.is_some_and(|s| s.flags & 0x04 != 0) {
                 return Verdict::Forward;
             }
-            return self.drop_at(DropReason::Inspection, p, port, now);
+            let start = c.created;
+            return self.drop_in(DropReason::Inspection, p, port, now, start);
         }
         if !p.data {
             return Verdict::Forward;
@@ -1279,25 +1272,101 @@ impl Engine {
     /// Counts a drop of a frame of connection `p` and reports it, within the per-second budget.
     #[inline]
     fn drop_at(&mut self, reason: DropReason, p: &Pending, port: usize, now: u32) -> Verdict {
-        if self.events.is_some() {
-            if now != self.drop_second {
-                self.drop_second = now;
-                self.drop_tokens = self.config.drop_events_per_sec;
+        self.drop_event(reason, p, port, (now, now), None);
+        self.drop(reason)
+    }
+
+    /// `drop_at` for a packet of a connection that started at `start`.
+    fn drop_in(
+        &mut self,
+        reason: DropReason,
+        p: &Pending,
+        port: usize,
+        now: u32,
+        start: u32,
+    ) -> Verdict {
+        self.drop_event(reason, p, port, (now, start), None);
+        self.drop(reason)
+    }
+
+    /// Reports a drop (`times`: now, and its connection's start), within the per-second budget.
+    fn drop_event(
+        &mut self,
+        reason: DropReason,
+        p: &Pending,
+        port: usize,
+        (now, start): (u32, u32),
+        rule: Option<RuleRef>,
+    ) {
+        if self.events.is_none() {
+            return;
+        }
+        if now != self.drop_second {
+            self.drop_second = now;
+            self.drop_tokens = self.config.drop_events_per_sec;
+        }
+        if self.drop_tokens == 0 {
+            self.stats.drop_events_suppressed.inc();
+            return;
+        }
+        self.drop_tokens -= 1;
+        let icmp = matches!(p.key.proto, protocol::ICMP | protocol::ICMPV6).then_some(p.icmp);
+        self.emit(Event::Drop(DropRecord {
+            time: now,
+            reason,
+            port: port as u8,
+            tuple: Some(p.key.directed(p.lo_to_hi)),
+            start,
+            icmp,
+            rule,
+        }));
+    }
+
+    /// What rule `i`'s action does to the new connection `p` (opened `as_sent`): a verdict that
+    /// ends it (drop, reject), or None to open it (allow, alert). Every action but allow is an
+    /// event naming the rule.
+    fn apply_rule(
+        &mut self,
+        i: usize,
+        action: RuleAction,
+        p: &Pending,
+        as_sent: bool,
+        port: usize,
+        now: u32,
+    ) -> Option<Verdict> {
+        let rule = || RuleRef {
+            name: self.policy.rules[i].name.clone(),
+            action,
+        };
+        match action {
+            RuleAction::Allow => None,
+            RuleAction::Alert => {
+                self.stats.alerts.inc();
+                if self.events.is_some() {
+                    let flow = FlowRef {
+                        key: p.key,
+                        initiator_is_lo: as_sent,
+                        start: now,
+                    };
+                    let rule = rule();
+                    self.emit(Event::RuleAlert(RuleAlertRecord {
+                        time: now,
+                        flow,
+                        rule,
+                    }));
+                }
+                None
             }
-            if self.drop_tokens > 0 {
-                self.drop_tokens -= 1;
-                let tuple = p.key.directed(p.lo_to_hi);
-                self.emit(Event::Drop(DropRecord {
-                    time: now,
-                    reason,
-                    port: port as u8,
-                    tuple: Some(tuple),
-                }));
-            } else {
-                self.stats.drop_events_suppressed.inc();
+            RuleAction::Drop | RuleAction::Reject => {
+                let r = self.events.is_some().then(rule);
+                self.drop_event(DropReason::Rule, p, port, (now, now), r);
+                if action == RuleAction::Reject && self.take_reject_token(now) {
+                    self.stats.drop_packet(DropReason::Rule);
+                    return Some(Verdict::Reject);
+                }
+                Some(self.drop(DropReason::Rule))
             }
         }
-        self.drop(reason)
     }
 }
 

@@ -1,16 +1,19 @@
 //! Events a worker reports: connections that ended (`flow`), rate-limited dropped packets
-//! (`drop`), what inspection read from a handshake (`tls`, `quic`) and the checks that fired
-//! (`alert`). Records in a bounded lock-free queue per worker; the control thread drains and
-//! writes them. A worker never blocks on an event: a full queue loses it, counted.
-//! Flow and drop records are fixed-size; a handshake's metadata travels boxed (it is built once
-//! per inspected handshake, off the established-flow path).
+//! (`drop`), what inspection read from a handshake (`tls`, `quic`) and the checks
+//! and rules that fired (`alert`). Records in a bounded lock-free queue per worker; the control
+//! thread drains and writes them. A worker never blocks on an event: a full queue loses it,
+//! counted. Flow, drop and rule records are fixed-size (a rule's name is shared with the
+//! policy); a handshake's metadata travels boxed (it is built once per inspected handshake, off
+//! the established-flow path).
 
 use crate::flow::FlowKey;
 pub use crate::flow::Tuple;
 use crate::inspect::checks::{Check, CheckAction};
 use crate::inspect::session::TlsMeta;
+use crate::policy::RuleAction;
 use crate::stats::DropReason;
 use crossbeam_queue::ArrayQueue;
+use std::sync::Arc;
 
 /// Why a connection's record was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +47,27 @@ pub struct FlowRecord {
     pub app_proto: Option<&'static str>,
 }
 
+impl FlowRecord {
+    /// The connection this record is about, as inspection events name it.
+    pub fn flow_ref(&self) -> FlowRef {
+        FlowRef {
+            key: self.key,
+            initiator_is_lo: self.initiator_is_lo,
+            start: self.start,
+        }
+    }
+}
+
+/// A rule that decided a connection: its name (shared with the policy: an event costs a
+/// reference count, no allocation) and its action.
+#[derive(Debug, Clone)]
+pub struct RuleRef {
+    pub name: Arc<str>,
+    pub action: RuleAction,
+}
+
 /// A dropped packet (rate-limited).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DropRecord {
     pub time: u32,
     pub reason: DropReason,
@@ -53,6 +75,21 @@ pub struct DropRecord {
     pub port: u8,
     /// Addresses, when the frame had any.
     pub tuple: Option<Tuple>,
+    /// When its connection started (for the flow id): its creation, or the drop itself when
+    /// the packet opened none.
+    pub start: u32,
+    /// An ICMP message's type and code.
+    pub icmp: Option<(u8, u8)>,
+    /// The rule that dropped it (`reason` is `Rule`).
+    pub rule: Option<RuleRef>,
+}
+
+/// A new connection matched an `alert` rule (it passes, and is logged).
+#[derive(Debug, Clone)]
+pub struct RuleAlertRecord {
+    pub time: u32,
+    pub flow: FlowRef,
+    pub rule: RuleRef,
 }
 
 /// Which connection an inspection event is about: its key, which end opened it, and its start
@@ -97,6 +134,7 @@ pub enum Event {
     Drop(DropRecord),
     Tls(Box<TlsRecord>),
     Alert(Box<AlertRecord>),
+    RuleAlert(RuleAlertRecord),
 }
 
 /// One worker's queue of events.

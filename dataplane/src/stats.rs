@@ -155,7 +155,8 @@ pub struct WorkerStats {
     pub half_open: Counter,
     /// Packets passed as related to a tracked connection (ICMP errors).
     pub related: Counter,
-    /// New connections each rule matched, by rule index in the current policy.
+    /// New connections each rule matched, by rule index; never reset (the control thread
+    /// carries hits across a reload by rule name).
     pub rule_hits: RuleHits,
     /// Connections allowed by an `alert` rule.
     pub alerts: Counter,

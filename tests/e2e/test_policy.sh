@@ -4,10 +4,23 @@
 # - a reject rule answers at once: curl fails with "connection refused" instead of timing out;
 # - an address on a blocklist is unreachable (ping, TCP) and counted;
 # - a reload that blocklists the server blocks new connections while a running download to it
-#   completes intact; a broken list is refused and the running policy stays.
+#   completes intact; a broken list is refused and the running policy stays;
+# - events say why: the alert rule writes an `alert` naming it, the reject rule a `drop` naming
+#   it with its action and flow id, a blocklisted ping a `drop` with its ICMP type and code;
+#   rule hit counters survive the reload.
 source "$(dirname "$0")/lib.sh"
 
 stat() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+# event 'PYTHON-CONDITION ON e': the first event of the log that satisfies it, or fail.
+event() {
+  python3 - "$WORK/eve.json" "$1" <<'PY' || fail "no event where $1 (events: $(tail -5 "$WORK/eve.json"))"
+import json, sys
+for e in map(json.loads, open(sys.argv[1])):
+    if eval(sys.argv[2]):
+        print(json.dumps(e)); sys.exit(0)
+sys.exit(1)
+PY
+}
 rule_hits() { stat "[r['hits'] for r in s['rules'] if r['name'] == '$1'][0]"; }
 
 lab_up
@@ -40,6 +53,8 @@ PIDS+=($!)
 log "alert rule: allowed and counted"
 ip netns exec $NS_CL curl -sS --fail --max-time 10 -o /dev/null http://10.99.0.2:8000/ || fail "port 8000 should pass"
 [ "$(stat "s['alerts']")" -ge 1 ] && [ "$(rule_hits watch-8000)" -ge 1 ] || fail "alert not counted"
+sleep 0.3
+event "e['event_type'] == 'alert' and e['alert']['signature'] == 'watch-8000' and e['alert']['rule_action'] == 'alert' and e['alert']['category'] == 'Portcullis rule' and e['dest_port'] == 8000"
 
 log "reject rule: the client is refused at once"
 start=$(date +%s%N)
@@ -49,6 +64,8 @@ echo "curl exit $rc after ${ms} ms: $(cat "$WORK/curl.err")"
 [ "$rc" = 7 ] || fail "expected curl's 'couldn't connect' (7) from a RST, got $rc"
 [ "$ms" -lt 2000 ] || fail "the refusal took ${ms} ms: no RST reached the client"
 [ "$(stat "s['rejects_sent']")" -ge 1 ] && [ "$(rule_hits no-2222)" -ge 1 ] || fail "reject not counted"
+sleep 0.3
+event "e['event_type'] == 'drop' and e['drop'].get('rule') == 'no-2222' and e['drop']['rule_action'] == 'reject' and e['dest_port'] == 2222 and e['flow_id'] > 0"
 
 log "blocklist: the listed address is unreachable"
 before=$(stat "s['drops']['blocklist']")
@@ -57,6 +74,8 @@ if ip netns exec $NS_CL curl -sS --max-time 2 -o /dev/null http://10.99.0.3:8000
 after=$(stat "s['drops']['blocklist']")
 echo "blocklist drops: $before -> $after"
 [ "$after" -ge $((before + 3)) ] || fail "listed traffic not counted as blocklist"
+sleep 0.3
+event "e['event_type'] == 'drop' and e['drop']['reason'] == 'blocklist' and e['proto'] == 'ICMP' and e['icmp_type'] == 8 and e['icmp_code'] == 0 and 'src_port' not in e"
 
 log "reload: new connections blocked, the running download continues"
 # 6 MB at 1 Mbit/s would take 48 s: the download runs across the reload, then the pace is lifted.
@@ -65,8 +84,13 @@ ip netns exec $NS_CL curl -sS --fail --max-time 90 http://10.99.0.2:8000/blob.bi
 CURL=$!
 sleep 1.5
 echo "10.99.0.2/32" >> "$WORK/block.txt"
+hits_before="$(rule_hits watch-8000) $(rule_hits no-2222)"
 ctl reload | tee "$WORK/reload.json"
 grep -q '"reloaded": true' "$WORK/reload.json" || fail "reload failed"
+hits_after="$(rule_hits watch-8000) $(rule_hits no-2222)"
+[ "$hits_after" = "$hits_before" ] || fail "rule hits changed at the reload: $hits_before -> $hits_after"
+for h in $hits_after; do [ "$h" -ge 1 ] || fail "rule hits were reset: $hits_after"; done
+echo "rule hits (watch-8000, no-2222) kept across the reload: $hits_after"
 if ! kill -0 $CURL 2>/dev/null; then
   rc=0; wait $CURL || rc=$?
   fail "the download ended before the reload (curl exit $rc, $(stat -c %s "$WORK/got.bin" 2>/dev/null || echo 0) bytes): the test proves nothing"

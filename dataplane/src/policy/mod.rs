@@ -36,7 +36,8 @@ pub enum Direction {
 /// One rule. Empty address or port lists match anything.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub name: String,
+    /// Shared with the events that name it.
+    pub name: std::sync::Arc<str>,
     pub action: RuleAction,
     pub direction: Direction,
     /// IP protocol number; `None` for any.
