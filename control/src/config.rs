@@ -453,6 +453,9 @@ pub struct EventsConfig {
     /// Drop events per worker and second at most; every drop is counted regardless.
     #[serde(default = "d_drop_events")]
     pub drop_events_per_sec: u32,
+    /// Group of the events file (mode 0640: its members may read it). None: the daemon's.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 fn d_rejects() -> u32 {
@@ -468,6 +471,7 @@ impl Default for EventsConfig {
         EventsConfig {
             path: None,
             drop_events_per_sec: d_drop_events(),
+            group: None,
         }
     }
 }
@@ -1192,6 +1196,18 @@ impl Config {
         Ok(())
     }
 
+    /// The events file's group, resolved; an unknown group is an error naming it.
+    pub fn events_gid(&self) -> Result<Option<u32>, String> {
+        let Some(name) = &self.events.group else {
+            return Ok(None);
+        };
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => Ok(Some(g.gid.as_raw())),
+            Ok(None) => Err(format!("group '{name}' does not exist")),
+            Err(e) => Err(format!("group '{name}': {e}")),
+        }
+    }
+
     /// What running on DPDK needs beyond a valid file: at least one pair of ports. (`--read`
     /// takes a config for its engine settings alone and does not need ports.)
     pub fn check_runnable(&self, path: &Path) -> Result<(), ConfigError> {
@@ -1215,6 +1231,7 @@ impl Config {
             self.control.admin_group.as_deref(),
         )
         .map_err(|m| err("control.group", m))?;
+        self.events_gid().map_err(|m| err("events.group", m))?;
         if let Some(p) = &self.events.path {
             let p = path.parent().unwrap_or(Path::new(".")).join(p);
             writable(&p).map_err(|m| err("events.path", format!("{}: {m}", p.display())))?;

@@ -42,6 +42,8 @@ pub struct EventFileSnapshot {
 
 pub struct EventFile {
     path: PathBuf,
+    /// The group the file is given at every open.
+    group: Option<u32>,
     file: Option<File>,
     written: u64,
     lost: LostEvents,
@@ -57,6 +59,7 @@ impl EventFile {
         Ok(EventFile {
             file: Some(open_append(path)?),
             path: path.to_path_buf(),
+            group: None,
             written: 0,
             lost: LostEvents::default(),
             last_error: None,
@@ -105,10 +108,23 @@ impl EventFile {
         }
     }
 
+    /// Gives the file (now and at every reopen) to `gid`, so its members may read it.
+    pub fn set_group(&mut self, gid: u32) -> std::io::Result<()> {
+        self.group = Some(gid);
+        match &self.file {
+            Some(f) => std::os::unix::fs::fchown(f, None, Some(gid)),
+            None => Ok(()),
+        }
+    }
+
     /// Opens the path again (after `mv` by logrotate, say); the old file is closed.
     pub fn reopen(&mut self) -> std::io::Result<()> {
         self.file = None;
-        self.file = Some(open_append(&self.path)?);
+        let f = open_append(&self.path)?;
+        if let Some(g) = self.group {
+            std::os::unix::fs::fchown(&f, None, Some(g))?;
+        }
+        self.file = Some(f);
         self.reopened += 1;
         Ok(())
     }

@@ -74,6 +74,11 @@ impl EventLog {
         self.file.append(line.as_bytes(), 1);
     }
 
+    /// Gives the file to a group (`[events] group`), now and at every reopen.
+    pub fn set_group(&mut self, gid: u32) -> std::io::Result<()> {
+        self.file.set_group(gid)
+    }
+
     /// Opens the file again (log rotation: `portcullisctl reopen-logs`, SIGUSR2).
     pub fn reopen(&mut self) -> std::io::Result<()> {
         self.file.reopen()

@@ -277,6 +277,12 @@ pub fn run(
             let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
             Some(
                 EventLog::open(path, event_queues.clone(), unix_offset, names)
+                    .and_then(|mut log| {
+                        if let Ok(Some(gid)) = cfg.events_gid() {
+                            log.set_group(gid)?;
+                        }
+                        Ok(log)
+                    })
                     .map_err(|e| format!("events {}: {e}", path.display()))?,
             )
         }

@@ -2,7 +2,8 @@
 # Who may talk to the control socket, and the trail of what they changed:
 # - the socket path over a regular file is refused, the file left intact; a stale socket (left
 #   by a kill -9) is replaced;
-# - under umask 000 the socket is still mode 0660, in `[control] group`;
+# - under umask 000 the socket is still mode 0660, in `[control] group`; the events file 0640,
+#   in `[events] group`;
 # - as an unprivileged member of that group, status and stats work, while reload and
 #   reopen-logs are refused and change nothing; a user outside the group cannot connect; a
 #   member of `[control] admin_group` may reload, and so may root;
@@ -53,6 +54,7 @@ inside = "inside"
 outside = "outside"
 [events]
 path = "$EV"
+group = "pcops"
 [control]
 socket = "$SOCK"
 group = "pcops"
@@ -85,6 +87,7 @@ echo "--- the socket under umask 000"
 start
 [ "$(stat -c '%a %G' "$SOCK")" = "660 pcops" ] || fail "socket is $(stat -c '%a %G' "$SOCK"), expected 660 pcops"
 echo "socket $(stat -c '%a %U:%G' "$SOCK")"
+[ "$(stat -c '%a %G' "$EV")" = "640 pcops" ] || fail "events file is $(stat -c '%a %G' "$EV"), expected 640 pcops"
 
 echo "--- a group member reads, and may not change"
 as pcreader status > "$WORK/st.txt" || fail "status refused to a group member"
