@@ -873,6 +873,7 @@ impl Config {
                 max_seconds: self.inspect.handshake_timeout,
             },
             unix_offset: 0,
+            ticks_per_sec: 0,
         }
     }
 }

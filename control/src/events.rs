@@ -24,8 +24,9 @@ pub struct EventLog {
     /// One drain's lines, reused.
     buf: Vec<u8>,
     queues: Vec<Arc<EventQueue>>,
-    /// Wall-clock seconds minus engine seconds (0 offline: the engine runs on capture time).
-    offset: i64,
+    /// Wall-clock microseconds minus engine microseconds (0 offline: the engine runs on
+    /// capture time).
+    offset_us: i64,
     port_names: Vec<String>,
     /// What this run's events say was decided, for the end-of-run summary.
     pub decisions: Decisions,
@@ -36,14 +37,14 @@ impl EventLog {
     pub fn open(
         path: &Path,
         queues: Vec<Arc<EventQueue>>,
-        offset: i64,
+        offset_us: i64,
         port_names: Vec<String>,
     ) -> std::io::Result<EventLog> {
         Ok(EventLog {
             file: EventFile::open(path)?,
             buf: Vec::with_capacity(64 * 1024),
             queues,
-            offset,
+            offset_us,
             decisions: Decisions::new(path, port_names.clone()),
             port_names,
         })
@@ -55,11 +56,11 @@ impl EventLog {
         let mut n = 0;
         self.buf.clear();
         for qi in 0..self.queues.len() {
-            while let Some(ev) = self.queues[qi].pop() {
-                let line = self.format(&ev);
+            while let Some(st) = self.queues[qi].pop() {
+                let line = self.format(&st.event, st.micros);
                 self.buf.extend_from_slice(line.as_bytes());
                 self.buf.push(b'\n');
-                self.decisions.note(&ev);
+                self.decisions.note(&st.event);
                 n += 1;
             }
         }
@@ -96,23 +97,25 @@ impl EventLog {
         self.file.snapshot()
     }
 
-    fn format(&self, ev: &Event) -> String {
+    /// One event's line; `micros` past its second (flow events keep whole seconds: their time
+    /// is the connection's last packet or end, known to the second).
+    fn format(&self, ev: &Event, micros: u32) -> String {
         match ev {
             Event::Flow(f) => self.flow(f),
-            Event::Drop(d) => self.drop(d),
+            Event::Drop(d) => self.drop(d, micros),
             Event::Tls(t) => {
                 let (kind, body) = if t.meta.quic {
                     ("quic", quic_object(&t.meta))
                 } else {
                     ("tls", tls_object(&t.meta))
                 };
-                let mut v = self.header(t.time, &t.flow, kind);
+                let mut v = self.header((t.time, micros), &t.flow, kind);
                 v.as_object_mut().expect("object").insert(kind.into(), body);
                 v.to_string()
             }
-            Event::Alert(a) => self.alert(a),
+            Event::Alert(a) => self.alert(a, micros),
             Event::RuleAlert(r) => {
-                let mut v = self.header(r.time, &r.flow, "alert");
+                let mut v = self.header((r.time, micros), &r.flow, "alert");
                 v.as_object_mut().expect("object").insert(
                     "alert".into(),
                     json!({
@@ -129,7 +132,7 @@ impl EventLog {
     }
 
     fn flow(&self, f: &FlowRecord) -> String {
-        let mut v = self.header(f.end, &f.flow_ref(), "flow");
+        let mut v = self.header((f.end, 0), &f.flow_ref(), "flow");
         let m = v.as_object_mut().expect("object");
         if let Some(a) = f.app_proto {
             // As EVE: after proto, absent when the flow carried no payload.
@@ -159,9 +162,9 @@ impl EventLog {
         v.to_string()
     }
 
-    fn drop(&self, d: &DropRecord) -> String {
+    fn drop(&self, d: &DropRecord, micros: u32) -> String {
         let mut v = json!({
-            "timestamp": self.time(d.time),
+            "timestamp": self.time_us(d.time, micros),
             "event_type": "drop",
         });
         let m = v.as_object_mut().expect("object");
@@ -186,8 +189,8 @@ impl EventLog {
         v.to_string()
     }
 
-    fn alert(&self, a: &AlertRecord) -> String {
-        let mut v = self.header(a.time, &a.flow, "alert");
+    fn alert(&self, a: &AlertRecord, micros: u32) -> String {
+        let mut v = self.header((a.time, micros), &a.flow, "alert");
         let m = v.as_object_mut().expect("object");
         if let Some(p) = a.app_proto {
             m.insert("app_proto".into(), p.into());
@@ -209,10 +212,10 @@ impl EventLog {
     }
 
     /// The fields every flow-bound event starts with, the client as source.
-    fn header(&self, time: u32, f: &FlowRef, kind: &str) -> serde_json::Value {
+    fn header(&self, (secs, micros): (u32, u32), f: &FlowRef, kind: &str) -> serde_json::Value {
         let t = f.tuple();
         let mut v = json!({
-            "timestamp": self.time(time),
+            "timestamp": self.time_us(secs, micros),
             "flow_id": flow_id(&f.key, f.start),
             "event_type": kind,
         });
@@ -221,8 +224,13 @@ impl EventLog {
         v
     }
 
+    fn time_us(&self, engine_secs: u32, micros: u32) -> String {
+        timestamp_us(engine_secs as i64 * 1_000_000 + micros as i64 + self.offset_us)
+    }
+
+    /// A time known to the second (a flow's start and end): whole seconds.
     fn time(&self, engine_secs: u32) -> String {
-        timestamp(engine_secs as i64 + self.offset)
+        timestamp((engine_secs as i64 * 1_000_000 + self.offset_us).div_euclid(1_000_000))
     }
 }
 

@@ -142,9 +142,12 @@ pub fn run(opts: &OfflineOptions) -> Result<(StatsSnapshot, ReadSummary), String
         for (w, st) in stats.iter().enumerate() {
             let (tx, rx) = bounded::<Batch>(4);
             to_workers.push(tx);
+            // The capture's timestamps are the clock, in microseconds.
+            let mut engine_cfg = opts.engine.clone();
+            engine_cfg.ticks_per_sec = 1_000_000;
             let (st, cfg, free_tx, free_rx, out_tx) = (
                 st.clone(),
-                opts.engine.clone(),
+                engine_cfg,
                 free_tx.clone(),
                 free_rx.clone(),
                 out_tx.clone(),
@@ -300,6 +303,7 @@ fn worker(
             }
             let ports = [PORT_CAPTURE; MAX_BURST];
             let mut verdicts = [Verdict::Forward; MAX_BURST];
+            engine.set_clock(chunk[0].2.subsec_micros() as u64);
             engine.process_burst(
                 &views[..n],
                 &ports[..n],

@@ -191,18 +191,21 @@ pub fn run(
     .map_err(|e| format!("{}: [control]: {e}", cfg_path.display()))?;
     let socket = ControlSocket::bind(&cfg.control.socket, access)
         .map_err(|e| format!("control socket {}: {e}", cfg.control.socket.display()))?;
-    // Engine time is TSC seconds: the offset maps it to wall-clock time (events, certificate
-    // validity).
-    let unix_offset = {
-        let tsc_secs = (dpdk::rdtsc() / dpdk::tsc_hz().max(1)) as i64;
-        let wall = std::time::SystemTime::now()
+    // Engine time is TSC time: the offsets map it to wall-clock time, in seconds (certificate
+    // validity) and in microseconds (event timestamps).
+    let unix_offset_us = {
+        let hz = dpdk::tsc_hz().max(1) as u128;
+        let tsc_us = (dpdk::rdtsc() as u128 * 1_000_000 / hz) as i64;
+        let wall_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
+            .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
-        wall - tsc_secs
+        wall_us - tsc_us
     };
+    let unix_offset = unix_offset_us.div_euclid(1_000_000);
     let engine_cfg = EngineConfig {
         unix_offset,
+        ticks_per_sec: dpdk::tsc_hz(),
         ..cfg.engine_config(true)
     };
     // The policy the workers follow; `reload` (control socket or SIGHUP) publishes a new one.
@@ -276,7 +279,7 @@ pub fn run(
         Some(path) => {
             let names = cfg.ports.iter().map(|p| p.name.clone()).collect();
             Some(
-                EventLog::open(path, event_queues.clone(), unix_offset, names)
+                EventLog::open(path, event_queues.clone(), unix_offset_us, names)
                     .and_then(|mut log| {
                         if let Ok(Some(gid)) = cfg.events_gid() {
                             log.set_group(gid)?;

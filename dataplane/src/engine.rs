@@ -15,7 +15,7 @@ use crate::conntrack::table::{Conn, ConnId, ConnTable, SimpleState, TableFull, T
 use crate::conntrack::tcp::{ConnState, Segment, TcpReject, TcpTracker};
 use crate::events::{
     AlertRecord, DropRecord, Event, EventQueue, FlowEnd, FlowRecord, FlowRef, RuleAlertRecord,
-    RuleRef, TlsRecord,
+    RuleRef, Stamped, TlsRecord,
 };
 use crate::flow::FlowKey;
 use crate::inspect::checks::{Check, CheckAction, Fired, InspectPolicy};
@@ -74,6 +74,9 @@ pub struct EngineConfig {
     /// Unix seconds minus engine seconds: certificate validity is judged in wall-clock time
     /// (0 offline, where the engine runs on the capture's clock).
     pub unix_offset: i64,
+    /// Ticks a second of the clock `Engine::set_clock` is given (the TSC's rate on DPDK,
+    /// 1,000,000 offline); 0: events are stamped to the second.
+    pub ticks_per_sec: u64,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +96,7 @@ impl Default for EngineConfig {
             rejects_per_sec: 1000,
             inspect: InspectLimits::default(),
             unix_offset: 0,
+            ticks_per_sec: 0,
         }
     }
 }
@@ -195,6 +199,8 @@ pub struct Engine {
     policy: Arc<Policy>,
     policy_slot: Arc<PolicySlot>,
     events: Option<Arc<EventQueue>>,
+    /// `set_clock`'s tick: the time within the second, for event timestamps.
+    clock_tick: u64,
     /// HA state sync: where flow events go (the HA thread drains it), and how often a live
     /// flow's state is pushed again (seconds; `u32::MAX` with sync off).
     sync: Option<Arc<SyncQueue>>,
@@ -241,6 +247,7 @@ impl Engine {
             policy: slot.load_full(),
             policy_slot: slot,
             events: None,
+            clock_tick: 0,
             sync: None,
             sync_refresh: u32::MAX,
             inspector: Inspector::new(config.inspect),
@@ -273,9 +280,31 @@ impl Engine {
     #[inline]
     fn emit(&self, ev: Event) {
         if let Some(q) = &self.events {
-            if q.push(ev).is_err() {
+            if q.push(self.stamp(ev)).is_err() {
                 self.stats.events_lost.inc();
             }
+        }
+    }
+
+    /// The time within the second, as a tick of the caller's clock (`ticks_per_sec`), for event
+    /// timestamps only: the caller sets it per burst (a store); it is read when an event is made.
+    #[inline]
+    pub fn set_clock(&mut self, tick: u64) {
+        self.clock_tick = tick;
+    }
+
+    fn micros(&self) -> u32 {
+        let tps = self.config.ticks_per_sec;
+        if tps == 0 {
+            return 0;
+        }
+        ((self.clock_tick % tps) as u128 * 1_000_000 / tps as u128) as u32
+    }
+
+    fn stamp(&self, event: Event) -> Stamped {
+        Stamped {
+            micros: self.micros(),
+            event,
         }
     }
 
@@ -298,7 +327,7 @@ impl Engine {
         self.conns
             .for_each_live(|c| pending.push(Event::Flow(flow_record(c, now, FlowEnd::Shutdown))));
         for ev in pending {
-            let mut ev = ev;
+            let mut ev = self.stamp(ev);
             loop {
                 match q.push(ev) {
                     Ok(()) => break,
@@ -466,6 +495,7 @@ impl Engine {
         if self.inspector.in_use() > 0 {
             self.sweep_inspection(now);
         }
+        let stamp = self.micros();
         let (ho, by_source, seed) = (
             &mut self.half_open,
             &mut self.half_open_by_source,
@@ -493,8 +523,13 @@ impl Engine {
             }
             if let Some(q) = events.as_ref().filter(|_| ours) {
                 evs.push(Event::Flow(flow_record(c, c.last_seen, FlowEnd::Timeout)));
-                for ev in evs {
-                    if q.push(ev).is_err() {
+                for event in evs {
+                    if q.push(Stamped {
+                        micros: stamp,
+                        event,
+                    })
+                    .is_err()
+                    {
                         stats.events_lost.inc();
                     }
                 }

@@ -137,8 +137,16 @@ pub enum Event {
     RuleAlert(RuleAlertRecord),
 }
 
+/// An event with the microseconds past its second (`time` fields hold whole seconds); 0 where
+/// the engine was given no finer clock.
+#[derive(Debug)]
+pub struct Stamped {
+    pub micros: u32,
+    pub event: Event,
+}
+
 /// One worker's queue of events.
-pub type EventQueue = ArrayQueue<Event>;
+pub type EventQueue = ArrayQueue<Stamped>;
 
 /// Events a queue holds before it loses them: about two seconds of connection ends at 30,000
 /// per second per worker (the control thread drains every 20 ms).

@@ -187,6 +187,7 @@ pub fn run(ctx: &WorkerContext<'_>, queues: WorkerQueues<'_>, engine: &mut Engin
     let mut export = Export::default();
     while !ctx.stop.load(Ordering::Relaxed) {
         let tsc = rdtsc();
+        engine.set_clock(tsc);
         if tsc >= next_tick {
             now = (tsc / hz) as u32;
             next_tick = (now as u64 + 1) * hz;
