@@ -360,6 +360,11 @@ pub struct EngineSection {
     pub rejects_per_sec: u32,
     #[serde(default)]
     pub mode: EngineMode,
+    /// Verify checksums off the established fast path (a packet with a wrong one is dropped as
+    /// `bad_checksum`: its receiver would discard it). Off only to replay captures taken on a
+    /// sending host with checksum offload.
+    #[serde(default = "d_true")]
+    pub verify_checksums: bool,
 }
 
 /// `inspect`: parse, classify and track every frame (the appliance's job). `bypass`: forward
@@ -381,6 +386,7 @@ impl Default for EngineSection {
             flow_capacity: default_flow_capacity(),
             rejects_per_sec: d_rejects(),
             mode: EngineMode::Inspect,
+            verify_checksums: true,
         }
     }
 }
@@ -873,6 +879,7 @@ impl Config {
                 max_seconds: self.inspect.handshake_timeout,
             },
             unix_offset: 0,
+            verify_checksums: e.verify_checksums,
             ticks_per_sec: 0,
         }
     }

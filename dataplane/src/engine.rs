@@ -28,6 +28,7 @@ use crate::policy::{Decision, NewConn, Policy, RuleAction};
 use crate::rss::{Toeplitz, SYMMETRIC_RSS_KEY};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
 use crate::wire::protocol;
+use crate::wire::tcp::flags::URG;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 
@@ -74,6 +75,10 @@ pub struct EngineConfig {
     /// Unix seconds minus engine seconds: certificate validity is judged in wall-clock time
     /// (0 offline, where the engine runs on the capture's clock).
     pub unix_offset: i64,
+    /// Verify IPv4 header and TCP/UDP/ICMP checksums of every packet off the established fast
+    /// path (`verify`); off only for captures taken on a sending host, whose checksums the NIC
+    /// was still to fill in.
+    pub verify_checksums: bool,
     /// Ticks a second of the clock `Engine::set_clock` is given (the TSC's rate on DPDK,
     /// 1,000,000 offline); 0: events are stamped to the second.
     pub ticks_per_sec: u64,
@@ -96,6 +101,7 @@ impl Default for EngineConfig {
             rejects_per_sec: 1000,
             inspect: InspectLimits::default(),
             unix_offset: 0,
+            verify_checksums: true,
             ticks_per_sec: 0,
         }
     }
@@ -830,6 +836,15 @@ impl Engine {
         self.open(frame, p, port, seg, len, now)
     }
 
+    /// Whether a frame off the fast path may be read and may move state: its checksums are
+    /// right (or not verified). The established fast path does not ask: its packets only move
+    /// windows within what the window checks allow, and inspection never reads them.
+    #[cold]
+    fn verified(&self, frame: &[u8]) -> bool {
+        !self.config.verify_checksums
+            || parse_frame(frame).map_or(true, |p| crate::verify::checksums_ok(frame, &p))
+    }
+
     /// The connection stage for every packet of a known connection the fast path does not
     /// take: handshakes, FINs, RSTs, a reused tuple, connections being inspected, first
     /// payloads. Out of line, so that the fast path's registers stay its own.
@@ -846,8 +861,16 @@ impl Engine {
         len: u32,
         now: u32,
     ) -> Verdict {
+        if !self.verified(frame) {
+            return self.drop_at(DropReason::BadChecksum, p, port, now);
+        }
         let c = self.conns.get_mut(id);
         let mut bases = None;
+        // Urgent data in a stream still to be judged: dropped (see `DropReason::UrgentData`).
+        let judging = (c.flags & FLAG_INSPECT != 0) | (c.app_proto == 0);
+        if seg.is_some_and(|s| s.flags & URG != 0) && judging && self.policy.inspect.enabled {
+            return self.drop_at(DropReason::UrgentData, p, port, now);
+        }
         match seg {
             Some(seg) if c.tcp.may_reopen(&seg, from_initiator) => {
                 // The tuple is reused by a new connection: the old one gets its record and
@@ -923,6 +946,9 @@ impl Engine {
         len: u32,
         now: u32,
     ) -> Verdict {
+        if !self.verified(frame) {
+            return self.drop_at(DropReason::BadChecksum, p, port, now);
+        }
         let inbound = self.config.inside_ports.is_some_and(|inside| !inside[port]);
         let tracker = match (p.key.proto, seg) {
             (6, Some(seg)) => {
@@ -1657,11 +1683,11 @@ mod tests {
         f.extend_from_slice(&src);
         f.extend_from_slice(&dst);
         f.extend_from_slice(l4);
+        crate::verify::fill_checksums(&mut f);
         f
     }
 
-    /// Ethernet + IPv4 + TCP; checksums are not verified by the engine (NIC offloads may leave
-    /// them unfilled), so they are left zero.
+    /// Ethernet + IPv4 + TCP, with real checksums (the engine verifies them off the fast path).
     fn tcp(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
         let mut t = Vec::new();
         t.extend_from_slice(&sp.to_be_bytes());
@@ -2105,6 +2131,7 @@ mod tests {
         f.extend_from_slice(payload);
         let ip_len = (f.len() - 14) as u16;
         f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        crate::verify::fill_checksums(&mut f);
         f
     }
 
@@ -2114,6 +2141,45 @@ mod tests {
         pol.inspect.sni_block.insert("blocked.example");
         pol.inspect.actions[Check::SniBlocked.index()] = action;
         Arc::new(ArcSwap::from_pointee(pol))
+    }
+
+    #[test]
+    fn a_wrong_checksum_opens_nothing_and_is_not_read() {
+        let mut e = engine(zoned());
+        let mut syn = tcp(CLIENT, 40000, SERVER, 443, 100, 0, SYN);
+        syn[50] ^= 1; // the TCP checksum
+        assert_eq!(
+            e.process(&syn, 0, 1),
+            Verdict::Drop(DropReason::BadChecksum)
+        );
+        assert_eq!(e.stats().flows_created.get(), 0);
+        let mut ttl = tcp(CLIENT, 40000, SERVER, 443, 100, 0, SYN);
+        ttl[22] -= 1; // the TTL, under the IPv4 header checksum
+        assert_eq!(
+            e.process(&ttl, 0, 1),
+            Verdict::Drop(DropReason::BadChecksum)
+        );
+        // Off (captures from a sending host): the same frame opens a connection.
+        let mut off = engine(EngineConfig {
+            verify_checksums: false,
+            ..zoned()
+        });
+        assert_eq!(off.process(&syn, 0, 1), Verdict::Forward);
+    }
+
+    #[test]
+    fn urgent_data_in_a_stream_under_judgement_is_dropped() {
+        let slot = sni_blocking(CheckAction::Drop);
+        let mut e = Engine::with_policy(zoned(), Arc::new(WorkerStats::default()), slot);
+        handshake(&mut e);
+        let mut f = tcp_data(101, 901, &client_hello("ok.example"));
+        f[47] |= URG;
+        f[52..54].copy_from_slice(&20u16.to_be_bytes());
+        crate::verify::fill_checksums(&mut f);
+        assert_eq!(e.process(&f, 0, 10), Verdict::Drop(DropReason::UrgentData));
+        // The same hello without urgent data is read and passes.
+        let ok = tcp_data(101, 901, &client_hello("ok.example"));
+        assert_eq!(e.process(&ok, 0, 10), Verdict::Forward);
     }
 
     #[test]
@@ -2170,6 +2236,7 @@ mod tests {
         let blocked = |sp: u16| {
             let mut f = tcp_data(101, 901, &client_hello("blocked.example"));
             f[34..36].copy_from_slice(&sp.to_be_bytes());
+            crate::verify::fill_checksums(&mut f);
             f
         };
         for (seq, ack, fl, port) in [

@@ -13,5 +13,6 @@ pub mod policy;
 pub mod reject;
 pub mod rss;
 pub mod stats;
+pub mod verify;
 pub mod wire;
 pub mod worker;

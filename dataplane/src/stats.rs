@@ -81,10 +81,17 @@ pub enum DropReason {
     /// The appliance is the standby (or starting, or in fault) of an HA pair: only the active
     /// forwards.
     Standby,
+    /// A wrong IPv4 header, TCP, UDP or ICMP checksum off the established fast path: the
+    /// receiver would discard it, so it must not be read or move a tracker.
+    BadChecksum,
+    /// A TCP segment with urgent data in a connection still under inspection: the receiver
+    /// takes the urgent byte out of the stream (or not: SO_OOBINLINE), so the bytes it reads
+    /// cannot be known.
+    UrgentData,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Malformed,
         DropReason::NonIp,
         DropReason::Fragment,
@@ -101,6 +108,8 @@ impl DropReason {
         DropReason::Rule,
         DropReason::Inspection,
         DropReason::Standby,
+        DropReason::BadChecksum,
+        DropReason::UrgentData,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -127,6 +136,8 @@ impl DropReason {
             DropReason::Rule => "rule",
             DropReason::Inspection => "inspection",
             DropReason::Standby => "standby",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::UrgentData => "urgent_data",
         }
     }
 }

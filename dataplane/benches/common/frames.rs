@@ -26,5 +26,7 @@ pub fn frame(n: u32, reply: bool, seq: u32, ack: u32, flags: u8) -> [u8; 60] {
     f[46] = 0x50;
     f[47] = flags;
     f[48..50].copy_from_slice(&64_240u16.to_be_bytes());
+    // Real checksums: the engine verifies them off the established fast path.
+    dataplane::verify::fill_checksums(&mut f);
     f
 }

@@ -107,18 +107,29 @@ pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
 pub mod checksum {
     /// Folds `data` into a running 32-bit accumulator; an odd trailing byte is
     /// padded with zero on the right as RFC 1071 section 4.1 requires.
+    ///
+    /// Sums 32-bit words into 64 bits and folds at the end (2^16 and 2^32 are both 1 modulo
+    /// 0xffff, so the result folds to the same 16-bit sum as adding 16-bit words one by one).
     #[inline]
-    pub fn accumulate(mut acc: u32, data: &[u8]) -> u32 {
-        let mut chunks = data.chunks_exact(2);
-        for c in &mut chunks {
-            acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
-            // Fold early so even 64 KiB of 0xffff cannot overflow the u32.
-            acc = (acc & 0xffff) + (acc >> 16);
+    pub fn accumulate(acc: u32, data: &[u8]) -> u32 {
+        let mut sum = u64::from(acc);
+        let mut words = data.chunks_exact(4);
+        for w in &mut words {
+            sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
         }
-        if let [last] = chunks.remainder() {
-            acc = acc.wrapping_add(u32::from(*last) << 8);
+        let rest = words.remainder();
+        let mut pairs = rest.chunks_exact(2);
+        for c in &mut pairs {
+            sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
         }
-        acc
+        if let [last] = pairs.remainder() {
+            sum += u64::from(*last) << 8;
+        }
+        // Down to 16 bits (plus a carry at most), so callers may add small terms to it.
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u32
     }
 
     /// Reduces an accumulator to the final 16-bit one's-complement sum.
@@ -156,6 +167,45 @@ pub mod checksum {
 #[cfg(test)]
 mod tests {
     use super::checksum;
+
+    /// RFC 1071 as written: 16-bit words, end-around carry after each.
+    fn reference(acc: u32, data: &[u8]) -> u16 {
+        let mut a = acc;
+        for c in data.chunks(2) {
+            let w = u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0));
+            a += w;
+            a = (a & 0xffff) + (a >> 16);
+        }
+        checksum::fold(a)
+    }
+
+    #[test]
+    fn word_sums_equal_rfc_1071_for_every_length_and_start() {
+        let mut x: u32 = 0x1234_5678;
+        let data: Vec<u8> = (0..1600)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for len in 0..300 {
+            for acc in [0u32, 1, 0xffff, 0x1_fffe] {
+                let d = &data[len..len * 5 + 3];
+                assert_eq!(
+                    checksum::fold(checksum::accumulate(acc, d)),
+                    reference(acc, d)
+                );
+            }
+        }
+        let ones = vec![0xffu8; 65_536];
+        assert_eq!(
+            checksum::fold(checksum::accumulate(0, &ones)),
+            reference(0, &ones)
+        );
+        assert!(checksum::accumulate(0xffff, &ones) <= 0x1_0000);
+    }
 
     #[test]
     fn rfc1071_example() {
