@@ -8,10 +8,17 @@ Runs in the client namespace. It opens a TCP connection to 10.99.0.2:PORT by han
 server's segments with a RST), then delivers a real OpenSSL ClientHello naming SNI by one of
 the techniques below, and writes the hello it meant the server to read to OUT_HELLO:
 - plain:    the hello in one segment (the control);
+- split:    the hello in two segments, the first ending just after the name (a reader that
+            waits for the whole hello lets the name through first);
 - badsum:   first a decoy hello naming DECOY_SNI, same length and sequence number, with a
             wrong TCP checksum (the server's kernel discards it), then the real one;
 - urgent:   the hello with URG set and the urgent pointer inside it (Linux takes the urgent
-            byte out of the stream the application reads).
+            byte out of the stream the application reads);
+- overlap:  the hello up to the first four letters of its name, then a hello naming DECOY_SNI
+            over the whole range: Linux keeps the bytes it already has and appends the rest of
+            the second copy, so it reads the first name's start and the decoy's remainder
+            (with evil.example and good.example: evil.example), where a reader that lets the
+            later copy win reads good.example.
 """
 
 import random
@@ -69,6 +76,11 @@ def main():
     time.sleep(0.1)
     if technique == "plain":
         send(segment(sport, port, seq, ack, hello))
+    elif technique == "split":
+        k = hello.index(sni.encode()) + len(sni) + 2
+        send(segment(sport, port, seq, ack, hello[:k]))
+        time.sleep(0.1)
+        send(segment(sport, port, seq + k, ack, hello[k:]))
     elif technique == "badsum":
         decoy = client_hello(decoy_sni)
         if len(decoy) != len(hello):
@@ -76,6 +88,16 @@ def main():
         send(segment(sport, port, seq, ack, decoy, chksum=0xdead))
         time.sleep(0.1)
         send(segment(sport, port, seq, ack, hello))
+    elif technique == "overlap":
+        # The same name: an identical retransmission (a new hello would differ in its random).
+        decoy = hello if decoy_sni == sni else client_hello(decoy_sni)
+        if len(decoy) != len(hello):
+            sys.exit("the decoy and the real hello must have the same length")
+        k = hello.index(sni.encode()) + 4
+        send(segment(sport, port, seq, ack, hello[:k]))
+        time.sleep(0.1)
+        send(segment(sport, port, seq, ack, decoy))
+        hello = hello[:k] + decoy[k:]
     elif technique == "urgent":
         send(segment(sport, port, seq, ack, hello, flags="PAU", urgptr=60))
     else:

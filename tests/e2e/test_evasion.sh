@@ -4,11 +4,17 @@
 # its sockets read, with the defaults plus `sni_block = ["evil.example"]`, `sni_blocked =
 # "drop"`, on 443 and on 9443 (outside tls_ports):
 # - plain: the blocked hello never reaches the server; the allowed one arrives intact;
+# - split: the hello in two segments, the first ending just after the name: the SNI checks
+#   decide from the partial hello, so not even the segment carrying the name gets through;
 # - badsum: a decoy hello with a wrong TCP checksum at the same sequence number, then the real
 #   one: the decoy is dropped as bad_checksum (the server's kernel discards it too), the real
 #   one is judged: blocked if it names evil.example, delivered intact if not;
 # - urgent: a hello with urgent data while the stream is being judged is dropped (urgent_data):
-#   the server never reads it.
+#   the server never reads it;
+# - overlap: the hello up to the first letters of its name, then a second copy naming another
+#   host over the same bytes (Linux keeps what it has, so it reads the first name): a copy that
+#   differs from bytes inspection holds is dropped and alerted (tcp_overlap_mismatch); an
+#   identical copy passes.
 # (IPv4 only: the lab's hosts run without IPv6; IP fragments, segment order and overlaps are
 # further techniques still open in issue 14.)
 source "$(dirname "$0")/lib.sh"
@@ -85,12 +91,19 @@ allowed() {  # allowed TECHNIQUE PORT DECOY
 for port in 443 9443; do
   blocked plain $port -
   allowed plain $port -
+  blocked split $port -
+  allowed split $port -
   blocked badsum $port good.example
   allowed badsum $port evil.example
   blocked urgent $port -
+  blocked overlap $port good.example
+  allowed overlap $port good.example   # the same bytes again: an identical copy
 done
 bad=$(counter "s['drops']['bad_checksum']"); urg=$(counter "s['drops']['urgent_data']")
 log "drops: bad_checksum $bad, urgent_data $urg"
 [ "$bad" -ge 4 ] || fail "expected the 4 decoys dropped as bad_checksum, got $bad"
 [ "$urg" -ge 2 ] || fail "expected the 2 urgent hellos dropped as urgent_data, got $urg"
+ovl=$(counter "s['inspection']['checks'].get('tcp_overlap_mismatch', {}).get('blocked', 0)")
+log "tcp_overlap_mismatch blocked $ovl flows"
+[ "$ovl" -ge 2 ] || fail "expected the 2 overlapping decoys stopped by tcp_overlap_mismatch, got $ovl"
 log "PASS evasion"

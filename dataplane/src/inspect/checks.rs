@@ -80,9 +80,12 @@ pub enum Check {
     /// Every inspection slot of the worker was taken: the flow could not be inspected (a flood
     /// of handshakes that never finish). `drop` makes inspection fail closed.
     InspectionOverload,
+    /// A TCP segment overlapping handshake bytes inspection already holds, with other content:
+    /// hosts differ on which copy wins, so the one inspected might not be the one read.
+    TcpOverlapMismatch,
 }
 
-pub const CHECKS: usize = 18;
+pub const CHECKS: usize = 19;
 // `Fired` holds one bit per check.
 const _: () = assert!(CHECKS <= 32);
 
@@ -106,6 +109,7 @@ impl Check {
         Check::QuicBlocked,
         Check::HelloIncomplete,
         Check::InspectionOverload,
+        Check::TcpOverlapMismatch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +132,7 @@ impl Check {
             Check::QuicBlocked => "quic_blocked",
             Check::HelloIncomplete => "hello_incomplete",
             Check::InspectionOverload => "inspection_overload",
+            Check::TcpOverlapMismatch => "tcp_overlap_mismatch",
         }
     }
 
@@ -257,6 +262,8 @@ impl Default for InspectPolicy {
         for c in [Check::SniMissing, Check::EchPresent, Check::QuicBlocked] {
             actions[c.index()] = CheckAction::Allow;
         }
+        // Not a policy but a defence: the receiver may assemble the copy nobody inspected.
+        actions[Check::TcpOverlapMismatch.index()] = CheckAction::Drop;
         InspectPolicy {
             enabled: true,
             tls_ports: PortSet::from_ports(&DEFAULT_TLS_PORTS),
@@ -293,6 +300,11 @@ impl Fired {
 impl InspectPolicy {
     pub fn action(&self, c: Check) -> CheckAction {
         self.actions[c.index()]
+    }
+
+    /// A segment disagreed with handshake bytes already held (`TcpOverlapMismatch`).
+    pub fn fire_overlap(&self, fired: &mut Fired) {
+        self.fire(fired, Check::TcpOverlapMismatch);
     }
 
     /// Fires `c` when its action is not `allow`.
@@ -339,16 +351,20 @@ impl InspectPolicy {
     }
 
     /// Checks on a ClientHello.
+    /// The SNI checks alone, for a name read before its hello is complete: a blocked name is
+    /// stopped with the segment that carries it.
+    pub fn check_sni(&self, sni: &[u8], fired: &mut Fired) {
+        if self.sni_block.matches(sni) {
+            self.fire(fired, Check::SniBlocked);
+        }
+        if !self.sni_allow.is_empty() && !self.sni_allow.matches(sni) {
+            self.fire(fired, Check::SniNotAllowed);
+        }
+    }
+
     pub fn check_client_hello(&self, ch: &ClientHello, ja3: &str, ja4: &str, fired: &mut Fired) {
         match &ch.sni {
-            Some(sni) => {
-                if self.sni_block.matches(sni) {
-                    self.fire(fired, Check::SniBlocked);
-                }
-                if !self.sni_allow.is_empty() && !self.sni_allow.matches(sni) {
-                    self.fire(fired, Check::SniNotAllowed);
-                }
-            }
+            Some(sni) => self.check_sni(sni, fired),
             None => {
                 self.fire(fired, Check::SniMissing);
                 if !self.sni_allow.is_empty() {

@@ -12,7 +12,7 @@ use super::detect::AppProto;
 use super::quic::{open_client_initials, QUIC_V1, QUIC_V2};
 use super::tls::{
     gather_handshake, md5_hex, next_message, parse_certificate, parse_client_hello,
-    parse_server_hello, parse_sslv2_client_hello, CertInfo, ClientHello, ServerHello,
+    parse_server_hello, parse_sslv2_client_hello, partial_sni, CertInfo, ClientHello, ServerHello,
     HS_CERTIFICATE, HS_CLIENT_HELLO, HS_SERVER_HELLO,
 };
 
@@ -111,10 +111,11 @@ impl Stream {
     }
 
     /// Writes `data` at stream position `seq` into `buf`. A segment before the base (the first
-    /// one seen was not the first sent) moves the buffer along, as long as it fits.
-    fn write(&mut self, buf: &mut [u8], seq: u32, data: &[u8]) {
+    /// one seen was not the first sent) moves the buffer along, as long as it fits. Returns
+    /// false, writing nothing, when `data` overlaps bytes already held with other content.
+    fn write(&mut self, buf: &mut [u8], seq: u32, data: &[u8]) -> bool {
         if data.is_empty() {
-            return;
+            return true;
         }
         if !self.started {
             self.started = true;
@@ -125,7 +126,7 @@ impl Stream {
         if off < 0 && self.fixed {
             let skip = (-off) as usize;
             if skip >= data.len() {
-                return;
+                return true;
             }
             data = &data[skip..];
             off = 0;
@@ -137,7 +138,7 @@ impl Stream {
                 .map_or(0, |r| r.end as usize);
             if shift + used > buf.len() || shift > buf.len() {
                 self.overflow = true;
-                return;
+                return true;
             }
             buf.copy_within(0..used, shift);
             for r in &mut self.ranges[..self.n as usize] {
@@ -150,14 +151,27 @@ impl Stream {
         let off = off as usize;
         if off >= buf.len() {
             self.overflow = true;
-            return;
+            return true;
         }
         let len = data.len().min(buf.len() - off);
+        if !self.agrees(buf, off, &data[..len]) {
+            return false;
+        }
         if len < data.len() {
             self.overflow = true;
         }
         buf[off..off + len].copy_from_slice(&data[..len]);
         self.add(off as u32, (off + len) as u32);
+        true
+    }
+
+    /// Whether `data` at `off` matches every byte the ranges already hold where they overlap.
+    fn agrees(&self, buf: &[u8], off: usize, data: &[u8]) -> bool {
+        let end = off + data.len();
+        self.ranges[..self.n as usize].iter().all(|r| {
+            let (a, b) = ((r.start as usize).max(off), (r.end as usize).min(end));
+            a >= b || buf[a..b] == data[a - off..b - off]
+        })
     }
 
     /// Adds `[start, end)` to the sorted, disjoint ranges, merging what touches.
@@ -388,7 +402,9 @@ impl Inspector {
         let buf = &mut self.pool[buf_start..buf_start + mb];
         match slot.kind {
             Kind::Tls => {
-                slot.streams[dir].write(buf, v.seq, payload);
+                if !slot.streams[dir].write(buf, v.seq, payload) {
+                    policy.fire_overlap(&mut slot.fired);
+                }
                 if v.from_client {
                     if !slot.client_done {
                         client_progress(slot, buf, &mut self.scratch, policy);
@@ -464,7 +480,16 @@ fn client_progress(slot: &mut Slot, buf: &[u8], scratch: &mut [u8], policy: &Ins
             slot.server_done = true;
         }
         None if g.not_tls || g.ended || g.full || st.overflow => malformed(slot, policy),
-        None => {}
+        None => {
+            // Not whole yet: the SNI checks decide as soon as the name has arrived, so a
+            // blocked name is stopped with the segment that carries it.
+            let hs = &scratch[..g.len + g.partial];
+            if hs.first() == Some(&HS_CLIENT_HELLO) {
+                if let Some(name) = hs.get(4..).and_then(partial_sni) {
+                    policy.check_sni(name, &mut slot.fired);
+                }
+            }
+        }
     }
 }
 
@@ -628,6 +653,24 @@ mod tests {
         // Past the buffer: kept up to its end, flagged.
         s.write(&mut buf, 1060, b"0123456789");
         assert!(s.overflow);
+    }
+
+    #[test]
+    fn an_overlap_with_other_bytes_is_refused_and_changes_nothing() {
+        let mut buf = [0u8; 64];
+        let mut s = Stream::default();
+        assert!(s.write(&mut buf, 1000, b"ABCDEFGHIJ"));
+        assert!(s.write(&mut buf, 1020, b"UVWXY"));
+        // Identical copies, whole or in part, and new bytes beside them are welcome.
+        assert!(s.write(&mut buf, 1005, b"FGHIJKL"));
+        // Any different byte under any held range: refused, nothing written.
+        assert!(!s.write(&mut buf, 1008, b"IJKLMNOPQRSTUVWxY"));
+        assert!(!s.write(&mut buf, 1000, b"ABCDEfGH"));
+        assert_eq!(&buf[..12], b"ABCDEFGHIJKL");
+        assert_eq!(s.contiguous(), 12);
+        // A copy that only fills the hole is fine.
+        assert!(s.write(&mut buf, 1012, b"MNOPQRST"));
+        assert_eq!(s.contiguous(), 25);
     }
 
     #[test]

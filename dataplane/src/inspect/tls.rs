@@ -529,10 +529,47 @@ pub struct Gathered {
     pub not_tls: bool,
     /// The output filled up before the stream's complete records did.
     pub full: bool,
+    /// Bytes of a handshake record not all in yet, copied after the `len` complete ones (for
+    /// reading a hello's start early; never parsed as a whole message).
+    pub partial: usize,
 }
 
 /// Copies the handshake-record payloads at the start of `stream` (complete records only) into
 /// `out`, so that messages split over records read as one.
+/// The server name of a ClientHello whose body (`body`: after the 4-byte handshake header) may
+/// not have arrived whole: the first host name once the server_name extension is all in, None
+/// before that or when the hello carries none.
+pub fn partial_sni(body: &[u8]) -> Option<&[u8]> {
+    let mut at = 2 + 32; // version, random
+    let u8_at = |i: usize| body.get(i).map(|&b| b as usize);
+    let u16_at = |i: usize| {
+        body.get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+    };
+    at += 1 + u8_at(at)?; // session id
+    at += 2 + u16_at(at)?; // cipher suites
+    at += 1 + u8_at(at)?; // compression methods
+    at += 2; // extensions length
+    loop {
+        let (ty, len) = (u16_at(at)?, u16_at(at + 2)?);
+        let data = body.get(at + 4..at + 4 + len)?;
+        if ty == 0 {
+            // server_name_list: length, then (name_type, length, name) entries.
+            let mut i = 2;
+            while let (Some(&kind), Some(l)) = (data.get(i), data.get(i + 1..i + 3)) {
+                let l = u16::from_be_bytes([l[0], l[1]]) as usize;
+                let name = data.get(i + 3..i + 3 + l)?;
+                if kind == 0 {
+                    return Some(name);
+                }
+                i += 3 + l;
+            }
+            return None;
+        }
+        at += 4 + len;
+    }
+}
+
 pub fn gather_handshake(stream: &[u8], out: &mut [u8]) -> Gathered {
     let mut g = Gathered::default();
     let mut s = stream;
@@ -547,7 +584,14 @@ pub fn gather_handshake(stream: &[u8], out: &mut [u8]) -> Gathered {
             g.ended = true;
             return g;
         }
-        let Some(frag) = s.get(5..5 + len) else { break };
+        let Some(frag) = s.get(5..5 + len) else {
+            let part = &s[5..];
+            if let Some(dst) = out.get_mut(g.len..g.len + part.len()) {
+                dst.copy_from_slice(part);
+                g.partial = part.len();
+            }
+            break;
+        };
         let Some(dst) = out.get_mut(g.len..g.len + len) else {
             g.full = true;
             return g;
@@ -599,6 +643,43 @@ pub fn version_name(v: u16) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// A ClientHello body: TLS 1.2, a session id, two suites, then ALPN and server_name.
+    fn hello_body(name: &str) -> Vec<u8> {
+        let mut b = vec![3, 3];
+        b.extend_from_slice(&[9; 32]);
+        b.push(32);
+        b.extend_from_slice(&[5; 32]);
+        b.extend_from_slice(&[0, 4, 0x13, 0x01, 0xc0, 0x2f, 1, 0]);
+        let mut ext = vec![0, 16, 0, 5, 0, 3, 2, b'h', b'2'];
+        let n = name.len() as u16;
+        ext.extend_from_slice(&[0, 0]);
+        ext.extend_from_slice(&(n + 5).to_be_bytes());
+        ext.extend_from_slice(&(n + 3).to_be_bytes());
+        ext.push(0);
+        ext.extend_from_slice(&n.to_be_bytes());
+        ext.extend_from_slice(name.as_bytes());
+        ext.extend_from_slice(&[0, 23, 0, 0]);
+        b.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        b.extend_from_slice(&ext);
+        b
+    }
+
+    #[test]
+    fn the_sni_of_a_partial_hello_is_read_once_it_is_all_in() {
+        let body = hello_body("evil.example");
+        let end = body.windows(12).position(|w| w == b"evil.example").unwrap() + 12;
+        for cut in 0..body.len() {
+            let got = partial_sni(&body[..cut]);
+            if cut < end {
+                assert_eq!(got, None, "a name before it arrived, at {cut}");
+            } else {
+                assert_eq!(got, Some(&b"evil.example"[..]), "no name at {cut}");
+            }
+        }
+        assert_eq!(partial_sni(&hello_body("")[..]), Some(&b""[..]));
+    }
+
     use super::*;
 
     #[test]
