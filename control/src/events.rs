@@ -301,7 +301,13 @@ fn quic_object(m: &TlsMeta) -> serde_json::Value {
 
 /// What the ClientHello says: SNI, JA3, JA4, ALPNs, ECH.
 fn client_fields(m: &TlsMeta, o: &mut serde_json::Map<String, serde_json::Value>) {
-    let Some(c) = &m.client else { return };
+    let Some(c) = &m.client else {
+        // Stopped before the hello was whole: what was read of it.
+        if let Some(sni) = &m.sni_early {
+            o.insert("sni".into(), sni.clone().into());
+        }
+        return;
+    };
     if let Some(sni) = c.sni_str() {
         o.insert("sni".into(), sni.into());
     }

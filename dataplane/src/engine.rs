@@ -1544,10 +1544,12 @@ fn inspection_events(
         // Nobody reads events: counted, nothing built.
         return out;
     }
-    let sni = meta
-        .as_ref()
-        .and_then(|m| m.client.as_ref())
-        .and_then(|ch| ch.sni_str());
+    let sni = meta.as_ref().and_then(|m| {
+        m.client
+            .as_ref()
+            .and_then(|ch| ch.sni_str())
+            .or_else(|| m.sni_early.clone())
+    });
     if let Some(m) = meta {
         out.push(Event::Tls(Box::new(TlsRecord {
             time: now,

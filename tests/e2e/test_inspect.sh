@@ -7,7 +7,8 @@
 # - a blocklisted SNI is rejected: curl fails at once with a reset, and so does the server's end;
 # - a TLS 1.0 client is stopped when the minimum is 1.2 (a TLS 1.2 client passes);
 # - a ClientHello spread over several segments (MTU 576, a long ALPN list) is reassembled and
-#   its SNI enforced both ways.
+#   its SNI enforced both ways: a blocked name is stopped at the segment that carries it, and
+#   its tls and alert events name it.
 source "$(dirname "$0")/lib.sh"
 
 lab_up
@@ -143,15 +144,19 @@ alpn=$(python3 -c "print(','.join(['proto-%02d-padding-to-make-the-hello-large' 
 run_client timeout 10 openssl s_client -connect 10.99.0.2:443 -servername e2e.portcullis.test -alpn "$alpn"
 grep -q "^New, TLSv1.3" "$WORK/client.out" || fail "multi-segment hello to an allowed name failed: $(tail -20 "$WORK/client.out")"
 wait_event "e['event_type']=='tls' and len(e['tls'].get('client_alpns', []))==25"
+seen=$(wc -l < "$WORK/eve.json")
 run_client timeout 10 openssl s_client -connect 10.99.0.2:443 -servername blocked.portcullis.test -alpn "$alpn"
 grep -q "^New, TLSv1.3" "$WORK/client.out" && fail "multi-segment hello to a blocked name completed"
 wait_event "$(alert sni_blocked 443) and e['src_port']!=0"
-python3 - "$WORK/eve.json" <<'PY' || fail "the blocked multi-segment hello was not read whole"
+# Stopped at the segment that carries the name, before the hello was whole: its events name it.
+sleep 0.3
+python3 - "$WORK/eve.json" "$seen" <<'PY' || fail "the blocked multi-segment hello's events do not name it"
 import json, sys
-n = sum(1 for l in open(sys.argv[1]) for e in [json.loads(l)]
-        if e['event_type'] == 'tls' and e['tls'].get('sni') == 'blocked.portcullis.test'
-        and len(e['tls'].get('client_alpns', [])) == 25)
-sys.exit(0 if n >= 1 else 1)
+new = [json.loads(l) for l in open(sys.argv[1]).readlines()[int(sys.argv[2]):]]
+kinds = {e['event_type'] for e in new if e.get('dest_port') == 443
+         and e.get('tls', {}).get('sni') == 'blocked.portcullis.test'}
+print("events of the blocked multi-segment hello naming it:", sorted(kinds))
+sys.exit(0 if {'tls', 'alert'} <= kinds else 1)
 PY
 
 ctl stats --json > "$WORK/stats.json"

@@ -57,6 +57,8 @@ pub struct TlsMeta {
     pub cert: Option<CertInfo>,
     /// A hello that did not parse.
     pub malformed: bool,
+    /// The server name read from a hello before it was whole (the SNI checks judged it then).
+    pub sni_early: Option<String>,
 }
 
 /// What the engine knows of the packet being inspected.
@@ -354,20 +356,26 @@ impl Inspector {
         let Some(s) = self.slots.get_mut((id as usize).wrapping_sub(1)) else {
             return Report::default();
         };
-        if s.in_use && !s.client_done {
+        // Stopped before its hello was whole (a blocked name in a partial hello): decided.
+        let stopped = policy.verdict(s.fired).is_some_and(|(_, a)| a.blocks());
+        if s.in_use && !s.client_done && !stopped {
             // Left inspection before its hello was read: that is a finding of its own, and an
-            // allow list cannot have been satisfied.
+            // allow list cannot have been satisfied (unless the name was read early).
             if policy.action(Check::HelloIncomplete) != CheckAction::Allow {
                 s.fired.set(Check::HelloIncomplete);
             }
             if !policy.sni_allow.is_empty()
+                && s.meta.sni_early.is_none()
                 && policy.action(Check::SniNotAllowed) != CheckAction::Allow
             {
                 s.fired.set(Check::SniNotAllowed);
             }
         }
         let meta = std::mem::take(&mut s.meta);
-        let has_meta = meta.client.is_some() || meta.server.is_some() || meta.malformed;
+        let has_meta = meta.client.is_some()
+            || meta.server.is_some()
+            || meta.malformed
+            || meta.sni_early.is_some();
         Report {
             fired: s.fired,
             verdict: policy.verdict(s.fired),
@@ -486,6 +494,9 @@ fn client_progress(slot: &mut Slot, buf: &[u8], scratch: &mut [u8], policy: &Ins
             let hs = &scratch[..g.len + g.partial];
             if hs.first() == Some(&HS_CLIENT_HELLO) {
                 if let Some(name) = hs.get(4..).and_then(partial_sni) {
+                    if slot.meta.sni_early.is_none() {
+                        slot.meta.sni_early = Some(String::from_utf8_lossy(name).into_owned());
+                    }
                     policy.check_sni(name, &mut slot.fired);
                 }
             }
