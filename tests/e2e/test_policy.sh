@@ -10,7 +10,7 @@
 #   rule hit counters survive the reload.
 source "$(dirname "$0")/lib.sh"
 
-stat() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+counter() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 # event 'PYTHON-CONDITION ON e': the first event of the log that satisfies it, or fail.
 event() {
   python3 - "$WORK/eve.json" "$1" <<'PY' || fail "no event where $1 (events: $(tail -5 "$WORK/eve.json"))"
@@ -21,7 +21,7 @@ for e in map(json.loads, open(sys.argv[1])):
 sys.exit(1)
 PY
 }
-rule_hits() { stat "[r['hits'] for r in s['rules'] if r['name'] == '$1'][0]"; }
+rule_hits() { counter "[r['hits'] for r in s['rules'] if r['name'] == '$1'][0]"; }
 
 lab_up
 ip -n $NS_SV addr add 10.99.0.3/24 dev sv0
@@ -52,7 +52,7 @@ PIDS+=($!)
 
 log "alert rule: allowed and counted"
 ip netns exec $NS_CL curl -sS --fail --max-time 10 -o /dev/null http://10.99.0.2:8000/ || fail "port 8000 should pass"
-[ "$(stat "s['alerts']")" -ge 1 ] && [ "$(rule_hits watch-8000)" -ge 1 ] || fail "alert not counted"
+[ "$(counter "s['alerts']")" -ge 1 ] && [ "$(rule_hits watch-8000)" -ge 1 ] || fail "alert not counted"
 sleep 0.3
 event "e['event_type'] == 'alert' and e['alert']['signature'] == 'watch-8000' and e['alert']['rule_action'] == 'alert' and e['alert']['category'] == 'Portcullis rule' and e['dest_port'] == 8000"
 
@@ -63,15 +63,15 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "curl exit $rc after ${ms} ms: $(cat "$WORK/curl.err")"
 [ "$rc" = 7 ] || fail "expected curl's 'couldn't connect' (7) from a RST, got $rc"
 [ "$ms" -lt 2000 ] || fail "the refusal took ${ms} ms: no RST reached the client"
-[ "$(stat "s['rejects_sent']")" -ge 1 ] && [ "$(rule_hits no-2222)" -ge 1 ] || fail "reject not counted"
+[ "$(counter "s['rejects_sent']")" -ge 1 ] && [ "$(rule_hits no-2222)" -ge 1 ] || fail "reject not counted"
 sleep 0.3
 event "e['event_type'] == 'drop' and e['drop'].get('rule') == 'no-2222' and e['drop']['rule_action'] == 'reject' and e['dest_port'] == 2222 and e['flow_id'] > 0 and not e['timestamp'].endswith('.000000+0000')"
 
 log "blocklist: the listed address is unreachable"
-before=$(stat "s['drops']['blocklist']")
+before=$(counter "s['drops']['blocklist']")
 if ip netns exec $NS_CL ping -c 2 -W 1 -q 10.99.0.3 >/dev/null 2>&1; then fail "ping to a listed address crossed"; fi
 if ip netns exec $NS_CL curl -sS --max-time 2 -o /dev/null http://10.99.0.3:8000/ 2>/dev/null; then fail "TCP to a listed address crossed"; fi
-after=$(stat "s['drops']['blocklist']")
+after=$(counter "s['drops']['blocklist']")
 echo "blocklist drops: $before -> $after"
 [ "$after" -ge $((before + 3)) ] || fail "listed traffic not counted as blocklist"
 sleep 0.3

@@ -684,6 +684,49 @@ mod tests {
         assert_eq!(s.contiguous(), 25);
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Against a model of the bytes accepted so far: a segment is refused exactly when
+            /// it disagrees with one of them, and what was accepted stays in the buffer; so no
+            /// position ever holds two different bytes, in any order and overlap of segments.
+            /// (Once the range list overflows, the stream is unreadable: malformed, not read.)
+            #[test]
+            fn no_position_ever_takes_two_different_bytes(
+                ops in prop::collection::vec((0usize..48, 1usize..16, any::<bool>(), 1u8..), 1..40),
+            ) {
+                let truth: Vec<u8> = (0..128u32).map(|i| (i * 7 + 3) as u8).collect();
+                let mut buf = [0u8; 64];
+                let mut s = Stream { base: 1000, started: true, fixed: true, ..Stream::default() };
+                let mut model = std::collections::HashMap::new();
+                for (off, len, alter, x) in ops {
+                    let mut data = truth[off..off + len].to_vec();
+                    if alter {
+                        data[len / 2] ^= x;
+                    }
+                    let conflicts = data.iter().enumerate().any(|(i, b)| {
+                        model.get(&(off + i)).is_some_and(|m| m != b)
+                    });
+                    let ok = s.write(&mut buf, 1000 + off as u32, &data);
+                    if s.overflow {
+                        break;
+                    }
+                    prop_assert_eq!(ok, !conflicts, "segment at {} of {}", off, len);
+                    if ok {
+                        for (i, b) in data.iter().enumerate().filter(|(i, _)| off + i < 64) {
+                            model.insert(off + i, *b);
+                        }
+                    }
+                    for (&p, &b) in &model {
+                        prop_assert_eq!(buf[p], b, "position {} changed", p);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn stream_sequence_wraps() {
         let mut buf = [0u8; 32];
