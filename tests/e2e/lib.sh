@@ -109,6 +109,8 @@ start_portcullisd() {
 }
 
 ctl() { "$BIN/portcullisctl" --socket "$WORK/ctl.sock" "$@"; }
+# counter 'PYTHON-EXPRESSION ON s': a figure of `portcullisctl stats --json`.
+counter() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 
 # Serves $WORK/www/blob.bin (BYTES random bytes) over HTTP on port 8000 of the server namespace
 # (bound to BIND, default 10.99.0.2), and waits until the client can connect through the appliance.

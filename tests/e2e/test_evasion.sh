@@ -19,7 +19,6 @@
 # further techniques still open in issue 14.)
 source "$(dirname "$0")/lib.sh"
 
-counter() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 
 lab_up
 export EXTRA_TOML='

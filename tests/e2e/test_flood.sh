@@ -5,7 +5,6 @@
 # completes intact.
 source "$(dirname "$0")/lib.sh"
 
-stat() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 
 lab_up
 export EXTRA_TOML='
@@ -46,14 +45,14 @@ pace_server off
 wait $CURL || fail "the download broke during the flood"
 cmp -s "$WORK/www/blob.bin" "$WORK/got.bin" || fail "download corrupted"
 ctl stats
-refused=$(stat "s['drops']['half_open_limit'] + s['drops']['table_full']")
-active=$(stat "s['flows_active']")
+refused=$(counter "s['drops']['half_open_limit'] + s['drops']['table_full']")
+active=$(counter "s['flows_active']")
 echo "flood SYNs refused: $refused; connections in the table: $active (capacity $CAP)"
 [ "$refused" -ge $((N - CAP)) ] || fail "expected at least $((N - CAP)) flood SYNs refused, got $refused"
-[ "$(stat "s['drops']['half_open_limit']")" -gt 0 ] || fail "the half-open limit never acted"
-[ "$(stat "s['half_open']")" -le $((CAP / 4)) ] || fail "more half-open connections than the limit"
+[ "$(counter "s['drops']['half_open_limit']")" -gt 0 ] || fail "the half-open limit never acted"
+[ "$(counter "s['half_open']")" -le $((CAP / 4)) ] || fail "more half-open connections than the limit"
 # Half-open entries expire fast (tcp_syn_sent = 3 s here) and the room is free again.
 sleep 5
-[ "$(stat "s['half_open']")" = 0 ] || fail "half-open count did not return to 0: $(stat "s['half_open']")"
+[ "$(counter "s['half_open']")" = 0 ] || fail "half-open count did not return to 0: $(counter "s['half_open']")"
 ip netns exec $NS_CL curl -sS --fail --max-time 10 -o /dev/null http://10.99.0.2:8000/ || fail "no new connection after the flood"
 log "PASS flood"

@@ -10,7 +10,6 @@
 #   rule hit counters survive the reload.
 source "$(dirname "$0")/lib.sh"
 
-counter() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 # event 'PYTHON-CONDITION ON e': the first event of the log that satisfies it, or fail.
 event() {
   python3 - "$WORK/eve.json" "$1" <<'PY' || fail "no event where $1 (events: $(tail -5 "$WORK/eve.json"))"

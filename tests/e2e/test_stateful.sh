@@ -8,14 +8,13 @@
 #   and the download completes with the right checksum.
 source "$(dirname "$0")/lib.sh"
 
-stat() { ctl stats --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 
 lab_up
 start_portcullisd
 ip netns exec $NS_CL ping -c 1 -W 2 -q 10.99.0.2 >/dev/null || fail "inside -> outside ping"
 
 log "outside -> inside is refused"
-before=$(stat "s['drops']['inbound_default']")
+before=$(counter "s['drops']['inbound_default']")
 ip netns exec $NS_CL socat -T 5 TCP-LISTEN:8080,reuseaddr,fork SYSTEM:'echo hi' &
 PIDS+=($!)
 sleep 0.3
@@ -23,7 +22,7 @@ if ip netns exec $NS_SV ping -c 2 -W 1 -q 10.99.0.1 >/dev/null 2>&1; then fail "
 if ip netns exec $NS_SV socat -T 2 - TCP:10.99.0.1:8080,connect-timeout=2 </dev/null >/dev/null 2>&1; then
   fail "TCP from outside crossed"
 fi
-after=$(stat "s['drops']['inbound_default']")
+after=$(counter "s['drops']['inbound_default']")
 echo "inbound_default drops: $before -> $after"
 [ "$after" -ge $((before + 3)) ] || fail "expected at least 2 echo requests and 1 SYN refused"
 
@@ -39,22 +38,22 @@ for _ in 1 2 3; do
   sleep 0.5
 done
 [ "$got" = question ] || fail "UDP echo through the appliance: got '$got'"
-before=$(stat "s['drops']['inbound_default']")
+before=$(counter "s['drops']['inbound_default']")
 echo unsolicited | ip netns exec $NS_SV socat -T 1 - UDP:10.99.0.1:40999,sourceport=53 || true
 sleep 0.3
-after=$(stat "s['drops']['inbound_default']")
+after=$(counter "s['drops']['inbound_default']")
 [ "$after" -gt "$before" ] || fail "unsolicited inbound UDP was not dropped"
 
 log "ICMP error for an inside UDP flow passes as related"
-before=$(stat "s['related']")
+before=$(counter "s['related']")
 # A few tries, a second apart: the kernel rate-limits the ICMP errors it sends.
 for _ in 1 2 3; do
   echo probe | ip netns exec $NS_CL socat -T 1 - UDP:10.99.0.2:5999 >/dev/null 2>&1 || true
   sleep 0.5
-  [ "$(stat "s['related']")" -gt "$before" ] && break
+  [ "$(counter "s['related']")" -gt "$before" ] && break
   sleep 0.6
 done
-after=$(stat "s['related']")
+after=$(counter "s['related']")
 echo "related: $before -> $after"
 [ "$after" -gt "$before" ] || fail "the server's port unreachable did not pass as related"
 
@@ -74,7 +73,7 @@ for _ in $(seq 1 50); do
 done
 [ -n "$hexport" ] || { ip netns exec $NS_CL cat /proc/net/tcp; fail "no running download to attack"; }
 cport=$((16#$hexport))
-before=$(stat "s['drops']['out_of_window']")
+before=$(counter "s['drops']['out_of_window']")
 # Debian's scapy (python3-scapy) belongs to the system interpreter, whatever python3 is on PATH.
 ip netns exec $NS_SV /usr/bin/python3 - "$cport" <<'PY'
 # Learn the server's current sequence number from the client's ACKs (they keep coming while the
@@ -95,7 +94,7 @@ for k in range(20):
 PY
 pace_server off
 wait $CURL || fail "the download broke under injected RSTs"
-after=$(stat "s['drops']['out_of_window']")
+after=$(counter "s['drops']['out_of_window']")
 echo "out_of_window drops: $before -> $after (20 injected)"
 [ "$after" -ge $((before + 19)) ] || fail "injected RSTs were not dropped as out_of_window"
 cmp -s "$WORK/www/blob.bin" "$WORK/got.bin" || fail "download corrupted"
