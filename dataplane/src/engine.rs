@@ -823,7 +823,8 @@ impl Engine {
             if plain & ((c.flags & (SLOW_FLAGS | FLAG_HALF_OPEN)) | first_payload as u8 == 0) {
                 if let Some(seg) = seg {
                     if let Err(e) = c.tcp.track_established(from_initiator, &seg) {
-                        return self.drop_at(tcp_drop(e), p, port, now);
+                        let start = c.created;
+                        return self.drop_in(tcp_drop(e), p, port, now, start);
                     }
                 }
                 if c.count_due(from_initiator, len, now) {
@@ -861,15 +862,18 @@ impl Engine {
         len: u32,
         now: u32,
     ) -> Verdict {
+        // Drops here are of a known connection: their events carry its flow id.
+        let start = self.conns.get(id).created;
         if !self.verified(frame) {
-            return self.drop_at(DropReason::BadChecksum, p, port, now);
+            return self.drop_in(DropReason::BadChecksum, p, port, now, start);
         }
         let c = self.conns.get_mut(id);
         let mut bases = None;
-        // Urgent data in a stream still to be judged: dropped (see `DropReason::UrgentData`).
-        let judging = (c.flags & FLAG_INSPECT != 0) | (c.app_proto == 0);
+        // Urgent data in a stream still to be judged (being inspected, not yet seen, or watched
+        // for an upgrade to TLS): dropped (see `DropReason::UrgentData`).
+        let judging = (c.flags & (FLAG_INSPECT | FLAG_WATCH) != 0) | (c.app_proto == 0);
         if seg.is_some_and(|s| s.flags & URG != 0) && judging && self.policy.inspect.enabled {
-            return self.drop_at(DropReason::UrgentData, p, port, now);
+            return self.drop_in(DropReason::UrgentData, p, port, now, start);
         }
         match seg {
             Some(seg) if c.tcp.may_reopen(&seg, from_initiator) => {
@@ -904,7 +908,7 @@ impl Engine {
                 }
                 let state = c.tcp.raw_state();
                 if let Err(e) = c.tcp.track(from_initiator, &seg) {
-                    return self.drop_at(tcp_drop(e), p, port, now);
+                    return self.drop_in(tcp_drop(e), p, port, now, start);
                 }
                 if c.tcp.raw_state() != state {
                     // A standby learns of every state change at once.
@@ -1245,7 +1249,8 @@ impl Engine {
             .feed(slot, &self.policy.inspect, view, payload, unix)
         {
             Progress::More if self.inspector.blocks(slot, &self.policy.inspect) => {
-                self.drop_at(DropReason::Inspection, p, port, now)
+                let start = self.conns.get(id).created;
+                self.drop_in(DropReason::Inspection, p, port, now, start)
             }
             Progress::More => Verdict::Forward,
             Progress::Final => {
@@ -1303,7 +1308,8 @@ impl Engine {
                         Verdict::Reject
                     }
                 } else {
-                    self.drop_at(DropReason::Inspection, p, port, now)
+                    let start = self.conns.get(id).created;
+                    self.drop_in(DropReason::Inspection, p, port, now, start)
                 }
             }
             _ => Verdict::Forward,

@@ -12,8 +12,10 @@ the techniques below, and writes the hello it meant the server to read to OUT_HE
             waits for the whole hello lets the name through first);
 - badsum:   first a decoy hello naming DECOY_SNI, same length and sequence number, with a
             wrong TCP checksum (the server's kernel discards it), then the real one;
-- urgent:   the hello with URG set and the urgent pointer inside it (Linux takes the urgent
-            byte out of the stream the application reads);
+- urgent:   the hello with one extra byte inside its name, sent as urgent data (URG, the
+            pointer just past it): Linux takes that byte out of the stream the application
+            reads, so the server reads the real name, while a reader that keeps it reads
+            another (or a malformed hello);
 - overlap:  the hello up to the first four letters of its name, then a hello naming DECOY_SNI
             over the whole range: Linux keeps the bytes it already has and appends the rest of
             the second copy, so it reads the first name's start and the decoy's remainder
@@ -99,7 +101,14 @@ def main():
         send(segment(sport, port, seq, ack, decoy))
         hello = hello[:k] + decoy[k:]
     elif technique == "urgent":
-        send(segment(sport, port, seq, ack, hello, flags="PAU", urgptr=60))
+        i = hello.index(sni.encode()) + 4
+        sent = hello[:i] + b"X" + hello[i:]
+        send(segment(sport, port, seq, ack, sent, flags="PAU", urgptr=i + 1))
+        time.sleep(0.5)
+        send(segment(sport, port, seq + len(sent), ack, b"", flags="FA"))
+        with open(out, "wb") as f:
+            f.write(hello)
+        return
     else:
         sys.exit(f"unknown technique {technique}")
     with open(out, "wb") as f:

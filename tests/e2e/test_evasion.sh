@@ -9,8 +9,8 @@
 # - badsum: a decoy hello with a wrong TCP checksum at the same sequence number, then the real
 #   one: the decoy is dropped as bad_checksum (the server's kernel discards it too), the real
 #   one is judged: blocked if it names evil.example, delivered intact if not;
-# - urgent: a hello with urgent data while the stream is being judged is dropped (urgent_data):
-#   the server never reads it;
+# - urgent: the hello with an extra byte inside its name sent as urgent data (Linux takes it out,
+#   so the server would read the real name): dropped (urgent_data) while the stream is judged;
 # - overlap: the hello up to the first letters of its name, then a second copy naming another
 #   host over the same bytes (Linux keeps what it has, so it reads the first name): a copy that
 #   differs from bytes inspection holds is dropped and alerted (tcp_overlap_mismatch); an

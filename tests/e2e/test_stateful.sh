@@ -109,4 +109,20 @@ assert inbound, "no inbound_default drop event from the server"
 assert len(rsts) == 20, f"{len(rsts)} out_of_window events for 20 injected RSTs"
 print(f"{len(drops)} drop events: {len(inbound)} inbound_default, {len(rsts)} out_of_window")
 PY
+# The RSTs were dropped from a known connection: their events carry that connection's flow id,
+# the one its flow event (written at the stop) has.
+kill -TERM "$PCD_PID"; wait "$PCD_PID" 2>/dev/null || true
+python3 - "$WORK/eve.json" <<'PY' || fail "drop events of a connection do not carry its flow id"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+rsts = [d for d in ev if d["event_type"] == "drop" and d["drop"]["reason"] == "out_of_window"
+        and d.get("dest_ip") == "10.99.0.1"]
+port = rsts[0]["dest_port"]
+flows = [e for e in ev if e["event_type"] == "flow" and e.get("src_port") == port
+         and e.get("dest_ip") == "10.99.0.2"]
+assert flows, f"no flow event for the download from port {port}"
+ids = {d["flow_id"] for d in rsts}
+assert ids == {flows[0]["flow_id"]}, f"drop flow ids {ids}, the download's {flows[0]['flow_id']}"
+print(f"the 20 out_of_window drops carry the download's flow id {flows[0]['flow_id']}")
+PY
 log "PASS stateful inspection"
